@@ -1,0 +1,19 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+
+from config import health
+
+admin.site.site_header = "Lhama administration"
+admin.site.site_title = "Lhama admin"
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path(settings.ADMIN_URL, admin.site.urls),
+    path("accounts/", include("allauth.urls")),
+    path("account/", include("accounts.urls")),
+    path("billing/", include("billing.urls")),
+    path("ads/", include("ads.urls")),
+    path("", include("assistant.urls")),
+]
