@@ -1,1 +1,174 @@
-from django.db import models  # noqa: F401
+"""Conversations, messages, model tiers and generation runs."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class ModelTier(models.Model):
+    """One model a person can chat with; which server answers is data, not code."""
+
+    class Tokenizer(models.TextChoices):
+        ESTIMATE = "estimate", "Estimate from the text length"
+        LLAMA_CPP = "llama.cpp", "llama.cpp server (/extras/tokenize)"
+        VLLM = "vllm", "vLLM server (/tokenize)"
+
+    slug = models.SlugField(max_length=64, unique=True)
+    display_name = models.CharField(max_length=100)
+    description = models.CharField(max_length=200, blank=True)
+    served_model_name = models.CharField(
+        max_length=200, help_text="The `model` sent to the server (vLLM --served-model-name or llama.cpp alias)."
+    )
+    served_by = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="What really answers, shown in the chat (e.g. the embedded model's name). Empty: the display name.",
+    )
+    base_url = models.CharField(max_length=500, help_text="OpenAI-compatible base URL, e.g. http://gpu:8000/v1")
+    api_key_env = models.CharField(
+        max_length=100, blank=True, help_text="Name of the environment variable holding the bearer token (never the key)."
+    )
+    tokenizer = models.CharField(
+        max_length=16,
+        choices=Tokenizer.choices,
+        default=Tokenizer.ESTIMATE,
+        help_text="How prompt tokens are counted when fitting history and when the server sends no usage.",
+    )
+    context_length = models.PositiveIntegerField(default=4096)
+    max_output_tokens = models.PositiveIntegerField(default=512)
+    sampling = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Extra request fields, e.g. {"temperature": 0.6, "top_p": 0.9, "repeat_penalty": 1.1}.',
+    )
+    is_active = models.BooleanField(default=True)
+    sort_order = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["sort_order", "slug"]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    @property
+    def served_by_label(self) -> str:
+        return self.served_by or self.display_name
+
+
+class Conversation(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="conversations"
+    )
+    # Guests own conversations through their session; moved to the user on sign-up/log-in.
+    session_key = models.CharField(max_length=40, blank=True, db_index=True)
+    title = models.CharField(max_length=200, blank=True)
+    title_is_custom = models.BooleanField(default=False, help_text="Renamed by the person: never auto-titled again.")
+    tier = models.ForeignKey(ModelTier, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Custom instructions from the profile, captured when the conversation starts.
+    custom_instructions = models.TextField(blank=True)
+    share_token = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    ads_dismissed = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        indexes = [
+            models.Index(fields=["user", "-updated_at"], name="conv_user_updated"),
+            models.Index(fields=["session_key", "-updated_at"], name="conv_session_updated"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(user__isnull=False) | ~Q(session_key=""), name="conversation_has_owner"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title or f"Conversation {self.pk}"
+
+
+class Message(models.Model):
+    class Role(models.TextChoices):
+        USER = "user", "User"
+        ASSISTANT = "assistant", "Assistant"
+        SYSTEM = "system", "System"
+
+    class Status(models.TextChoices):
+        COMPLETE = "complete", "Complete"
+        STREAMING = "streaming", "Streaming"
+        STOPPED = "stopped", "Stopped"
+        ERROR = "error", "Error"
+        INTERRUPTED = "interrupted", "Interrupted"
+
+    class Feedback(models.TextChoices):
+        NONE = "", "None"
+        UP = "up", "Thumbs up"
+        DOWN = "down", "Thumbs down"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    content = models.TextField(blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETE)
+    tier = models.ForeignKey(ModelTier, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # The user message an assistant message answers (regenerating keeps the same parent).
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="replies")
+    finish_reason = models.CharField(max_length=32, blank=True)
+    error_code = models.CharField(max_length=32, blank=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    usage_counted = models.BooleanField(
+        default=False, help_text="Usage was counted by Lhama because the server sent no usage chunk."
+    )
+    feedback = models.CharField(max_length=4, choices=Feedback.choices, blank=True, default="")
+    feedback_comment = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "role"]
+        indexes = [models.Index(fields=["conversation", "created_at"], name="msg_conv_created")]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.content[:40]}"
+
+
+class GenerationRun(models.Model):
+    """One generation: owned by the web process that accepted it, logged to a run log."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        COMPLETE = "complete", "Complete"
+        STOPPED = "stopped", "Stopped"
+        ERROR = "error", "Error"
+        INTERRUPTED = "interrupted", "Interrupted"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="runs")
+    user_message = models.ForeignKey(Message, null=True, on_delete=models.CASCADE, related_name="+")
+    assistant_message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="run")
+    tier = models.ForeignKey(ModelTier, null=True, on_delete=models.SET_NULL, related_name="runs")
+    client_id = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING, db_index=True)
+    owner = models.CharField(max_length=120, help_text="The web process running it (host:pid:nonce).")
+    heartbeat_at = models.DateTimeField()
+    last_seq = models.PositiveIntegerField(default=0)
+    error_code = models.CharField(max_length=32, blank=True)
+    error_message = models.CharField(max_length=500, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    first_token_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["status", "heartbeat_at"], name="run_status_heartbeat")]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} ({self.status})"
