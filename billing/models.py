@@ -1,1 +1,230 @@
-from django.db import models  # noqa: F401
+"""Plans, the local snapshot of Stripe subscriptions, quotas and the advertiser ledger.
+
+Stripe is the source of truth for subscriptions: these rows are a snapshot kept
+current by webhooks (billing.webhooks) and a nightly re-sync. Money is integer
+micros of USD (1 USD = 1_000_000 micros).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Plan(models.Model):
+    """What a subscription (or a staff grant) entitles a person to. Data, editable in the admin."""
+
+    slug = models.SlugField(max_length=32, unique=True)
+    name = models.CharField(max_length=60)
+    description = models.CharField(max_length=240, blank=True)
+    stripe_monthly_lookup_key = models.CharField(
+        max_length=100, blank=True, help_text="Lookup key of the monthly Stripe price (empty: not sold monthly)."
+    )
+    stripe_yearly_lookup_key = models.CharField(
+        max_length=100, blank=True, help_text="Lookup key of the yearly Stripe price (empty: not sold yearly)."
+    )
+    monthly_price_micros = models.BigIntegerField(default=0, help_text="Shown on the pricing page; Stripe charges.")
+    yearly_price_micros = models.BigIntegerField(default=0, help_text="Shown on the pricing page; Stripe charges.")
+    tiers = models.ManyToManyField("assistant.ModelTier", blank=True, related_name="plans")
+    daily_tokens = models.PositiveIntegerField(help_text="Prompt + completion tokens per UTC day.")
+    requests_per_minute = models.PositiveIntegerField()
+    concurrent_runs = models.PositiveSmallIntegerField(default=1)
+    max_context = models.PositiveIntegerField(help_text="Largest context (tokens) a conversation may use.")
+    ads_enabled = models.BooleanField(default=True)
+    sort_order = models.PositiveSmallIntegerField(default=0, help_text="Cheapest first; higher also wins ties.")
+    is_active = models.BooleanField(default=True, help_text="Shown on the pricing page.")
+
+    class Meta:
+        ordering = ["sort_order", "slug"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["stripe_monthly_lookup_key"],
+                condition=~Q(stripe_monthly_lookup_key=""),
+                name="billing_plan_unique_monthly_key",
+            ),
+            models.UniqueConstraint(
+                fields=["stripe_yearly_lookup_key"],
+                condition=~Q(stripe_yearly_lookup_key=""),
+                name="billing_plan_unique_yearly_key",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_paid(self) -> bool:
+        return bool(self.stripe_monthly_lookup_key or self.stripe_yearly_lookup_key)
+
+
+class Customer(models.Model):
+    """A user's Stripe customer (created before their first Checkout, then reused)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="stripe_customer")
+    stripe_customer_id = models.CharField(max_length=255, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.stripe_customer_id
+
+
+class Subscription(models.Model):
+    """Local snapshot of one Stripe subscription."""
+
+    class Status(models.TextChoices):
+        INCOMPLETE = "incomplete"
+        INCOMPLETE_EXPIRED = "incomplete_expired"
+        TRIALING = "trialing"
+        ACTIVE = "active"
+        PAST_DUE = "past_due"
+        UNPAID = "unpaid"
+        CANCELED = "canceled"
+        PAUSED = "paused"
+
+    stripe_subscription_id = models.CharField(max_length=255, unique=True)
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="subscriptions")
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, null=True, blank=True, related_name="subscriptions")
+    stripe_price_lookup_key = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=24, choices=Status.choices, default=Status.INCOMPLETE)
+    current_period_end = models.DateTimeField(null=True, blank=True)
+    cancel_at_period_end = models.BooleanField(default=False)
+    canceled_at = models.DateTimeField(null=True, blank=True)
+    grace_period_end = models.DateTimeField(
+        null=True, blank=True, help_text="While past due, the plan stays until this time; then back to Free."
+    )
+    checkout_session_id = models.CharField(max_length=255, blank=True)
+    # Ordering of out-of-order webhooks: the Stripe `created` time of the newest event
+    # (or re-fetch) applied so far, and that state's status rank for same-second ties.
+    state_as_of = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "grace_period_end"])]
+
+    def __str__(self) -> str:
+        return f"{self.stripe_subscription_id} ({self.status})"
+
+
+class StripeEvent(models.Model):
+    """Every webhook event received; the unique id makes a replay a no-op."""
+
+    event_id = models.CharField(max_length=255, unique=True)
+    type = models.CharField(max_length=100)
+    created = models.DateTimeField(help_text="Stripe's `created` time of the event.")
+    livemode = models.BooleanField(default=False)
+    payload = models.JSONField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    result = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        indexes = [models.Index(fields=["processed_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"
+
+
+class PlanGrant(models.Model):
+    """A plan given by staff (works without Stripe). Active while not revoked and not ended."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="plan_grants")
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="grants")
+    reason = models.CharField(max_length=200, blank=True)
+    granted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField(null=True, blank=True, help_text="Empty: until revoked.")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.plan} for {self.user}"
+
+
+class QuotaUsage(models.Model):
+    """Per subject per UTC day: tokens used (settled) and the current minute's request count.
+
+    The row is the lock that serialises reservations of one subject in the database mode.
+    """
+
+    subject = models.CharField(max_length=120)
+    day = models.DateField()
+    tokens_used = models.BigIntegerField(default=0)
+    requests = models.PositiveIntegerField(default=0)
+    minute_start = models.DateTimeField(null=True, blank=True)
+    minute_requests = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["subject", "day"], name="billing_quota_usage_subject_day")]
+
+    def __str__(self) -> str:
+        return f"{self.subject} {self.day}"
+
+
+class QuotaReservation(models.Model):
+    """An outstanding worst-case reservation (database mode); counts as a running run until settled or expired."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    usage = models.ForeignKey(QuotaUsage, on_delete=models.CASCADE, related_name="reservations")
+    tokens = models.PositiveIntegerField()
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    settled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["usage", "settled_at", "expires_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.tokens} tokens until {self.expires_at:%H:%M:%S}"
+
+
+class BalanceAccount(models.Model):
+    """A prepaid balance (an advertiser's); the balance is the sum of its ledger entries."""
+
+    name = models.CharField(max_length=200)
+    currency = models.CharField(max_length=3, default="usd")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class LedgerEntry(models.Model):
+    """One append-only movement on a balance account: positive credits, negative debits."""
+
+    class Kind(models.TextChoices):
+        CREDIT = "credit"
+        DEBIT = "debit"
+
+    account = models.ForeignKey(BalanceAccount, on_delete=models.PROTECT, related_name="entries")
+    kind = models.CharField(max_length=6, choices=Kind.choices)
+    amount_micros = models.BigIntegerField(help_text="Signed: credits positive, debits negative.")
+    reference = models.CharField(max_length=200, unique=True, help_text="Idempotency key of the movement.")
+    memo = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "ledger entries"
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(kind="credit", amount_micros__gt=0) | Q(kind="debit", amount_micros__lt=0)),
+                name="billing_ledger_sign_matches_kind",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount_micros} ({self.reference})"
