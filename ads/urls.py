@@ -1,2 +1,8 @@
+from django.urls import include, path
+
 app_name = "ads"
-urlpatterns: list = []
+
+urlpatterns = [
+    # The advertiser dashboard (ads/dashboard/urls.py).
+    path("", include("ads.dashboard.urls")),
+]

@@ -1,0 +1,1 @@
+"""The advertiser dashboard (views, forms): see ads/dashboard/urls.py."""

