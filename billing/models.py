@@ -96,9 +96,13 @@ class Subscription(models.Model):
         null=True, blank=True, help_text="While past due, the plan stays until this time; then back to Free."
     )
     checkout_session_id = models.CharField(max_length=255, blank=True)
-    # Ordering of out-of-order webhooks: the Stripe `created` time of the newest event
-    # (or re-fetch) applied so far, and that state's status rank for same-second ties.
+    # Ordering of out-of-order webhooks (see billing.webhooks): the Stripe `created`
+    # time of the newest event (or re-fetch) whose status was applied, and of the
+    # newest subscription snapshot whose plan/period/cancel fields were applied,
+    # with that snapshot's status rank to break same-second ties.
     state_as_of = models.DateTimeField(null=True, blank=True)
+    snapshot_as_of = models.DateTimeField(null=True, blank=True)
+    snapshot_rank = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -272,6 +272,18 @@ STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")  # e.g. a localstripe URL in tests
 
+# --- billing ---------------------------------------------------------------------
+# How long a past-due subscription keeps its plan before falling back to Free.
+BILLING_GRACE_DAYS = env.int("BILLING_GRACE_DAYS", default=7)
+# A quota reservation never settled (its process died) stops counting after this.
+BILLING_RESERVATION_TTL_S = env.int("BILLING_RESERVATION_TTL_S", default=900)
+# People who are not signed in.
+BILLING_GUEST_TIERS = env.list("BILLING_GUEST_TIERS", default=["llama-3.1-8b"])
+BILLING_GUEST_DAILY_TOKENS = env.int("BILLING_GUEST_DAILY_TOKENS", default=20_000)
+BILLING_GUEST_REQUESTS_PER_MINUTE = env.int("BILLING_GUEST_REQUESTS_PER_MINUTE", default=4)
+BILLING_GUEST_CONCURRENT_RUNS = env.int("BILLING_GUEST_CONCURRENT_RUNS", default=1)
+BILLING_GUEST_MAX_CONTEXT = env.int("BILLING_GUEST_MAX_CONTEXT", default=4096)
+
 # --- logging ---------------------------------------------------------------------
 LOGGING = {
     "version": 1,

@@ -1,0 +1,77 @@
+"""Billing reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from billing.entitlements import Entitlements, active_grant, entitlements_for, entitling_subscription
+from billing.models import Plan, PlanGrant, Subscription
+from billing.quotas import QuotaUsageToday, quota_usage_today
+
+
+def plans_for_pricing() -> QuerySet[Plan]:
+    return Plan.objects.filter(is_active=True).prefetch_related("tiers").order_by("sort_order", "slug")
+
+
+def plan_unlocking(*, tier_slug: str) -> Plan | None:
+    """The cheapest plan on sale that unlocks a model tier (shown beside a locked tier)."""
+    return Plan.objects.filter(is_active=True, tiers__slug=tier_slug).order_by("sort_order", "monthly_price_micros").first()
+
+
+def subject_for(*, user=None, session_key: str = "") -> str:
+    """The quota subject of a person: "user:<pk>" when signed in, else "guest:<session key>"."""
+    if user is not None and getattr(user, "is_authenticated", False):
+        return f"user:{user.pk}"
+    return f"guest:{session_key}"
+
+
+@dataclass(frozen=True)
+class AccountPlan:
+    entitlements: Entitlements
+    subscription: Subscription | None
+    grant: PlanGrant | None
+    usage: QuotaUsageToday
+    renews_at: datetime | None
+    ends_at: datetime | None
+    has_customer: bool
+
+
+def account_plan(*, user) -> AccountPlan:
+    """Everything the account page shows about the signed-in user's own plan and usage."""
+    now = timezone.now()
+    entitlements = entitlements_for(user=user)
+    subscription = entitling_subscription(user=user, now=now)
+    grant = active_grant(user=user, now=now)
+    renews_at = ends_at = None
+    if subscription is not None and subscription.plan and subscription.plan.slug == entitlements.plan_slug:
+        if subscription.cancel_at_period_end:
+            ends_at = subscription.current_period_end
+        elif subscription.status == Subscription.Status.PAST_DUE:
+            ends_at = subscription.grace_period_end
+        else:
+            renews_at = subscription.current_period_end
+    elif grant is not None:
+        ends_at = grant.ends_at
+    return AccountPlan(
+        entitlements=entitlements,
+        subscription=subscription,
+        grant=grant,
+        usage=quota_usage_today(subject=subject_for(user=user), entitlements=entitlements, now=now),
+        renews_at=renews_at,
+        ends_at=ends_at,
+        has_customer=hasattr(user, "stripe_customer"),
+    )
+
+
+def checkout_confirmed(*, user, session_id: str) -> Subscription | None:
+    """The user's subscription started by this Checkout Session, once a webhook made it active."""
+    subscription = (
+        Subscription.objects.filter(customer__user=user, checkout_session_id=session_id).select_related("plan").first()
+    )
+    if subscription is None or subscription.status not in (Subscription.Status.ACTIVE, Subscription.Status.TRIALING):
+        return None
+    return subscription
