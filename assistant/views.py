@@ -1,6 +1,274 @@
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+"""The chat page and its HTTP endpoints (thin: forms in, services/selectors, templates out).
+
+The live part (send, stream, stop, regenerate, edit) is the WebSocket consumer; these
+views render the page and handle the conversation operations that are plain forms.
+Every conversation or message id is looked up for the requester (user or guest
+session): anything else is a 404, whether it exists or not.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.safestring import mark_safe
+from django.utils.text import slugify
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from assistant import conversations as conv
+from assistant.forms import FeedbackForm, RenameForm, SearchForm
+from assistant.markdown import render_markdown
+from assistant.models import Conversation, ModelTier
+
+CHAT_TEMPLATE = "assistant/chat.html"
 
 
-def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "assistant/home.html")
+# ---------------------------------------------------------------- request helpers
+
+
+def owner_for(request: HttpRequest, *, create_session: bool = False) -> conv.Owner:
+    """The requester as an owner. Guests need a session (the socket finds them by it)."""
+    if request.user.is_authenticated:
+        return conv.Owner(user=request.user, session_key=request.session.session_key or "")
+    if create_session and not request.session.session_key:
+        # An untouched session is never sent as a cookie: mark it so the socket gets one.
+        request.session["guest"] = True
+        request.session.save()
+    return conv.Owner(user=None, session_key=request.session.session_key or "")
+
+
+def owned_conversation(request: HttpRequest, conversation_id) -> Conversation:
+    try:
+        return conv.conversation_get_owned(owner=owner_for(request), conversation_id=conversation_id)
+    except conv.NotOwned:
+        raise Http404("No such conversation.") from None
+
+
+def is_htmx(request: HttpRequest) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+# ---------------------------------------------------------------- model picker
+
+
+@dataclass(frozen=True)
+class TierOption:
+    slug: str
+    display_name: str
+    description: str
+    served_by: str  # empty unless something else than the display name really answers
+    unlocked: bool
+    unlock_plan_name: str
+    selected: bool
+
+
+def _entitlements(request: HttpRequest):
+    try:
+        from billing.services import entitlements_for
+    except ImportError:  # TEMPORARY until billing.services lands (contracts.md import path)
+        from billing.entitlements import entitlements_for
+    return entitlements_for(user=request.user if request.user.is_authenticated else None)
+
+
+def _plan_unlocking(tier_slug: str):
+    try:
+        from billing.selectors import plan_unlocking
+    except ImportError:  # TEMPORARY until billing.selectors lands
+        from billing.models import Plan
+
+        return Plan.objects.filter(is_active=True, tiers__slug=tier_slug).order_by("sort_order").first()
+    return plan_unlocking(tier_slug=tier_slug)
+
+
+def tier_options(request: HttpRequest, *, current: ModelTier | None) -> list[TierOption]:
+    entitlements = _entitlements(request)
+    tiers = list(ModelTier.objects.filter(is_active=True).order_by("sort_order", "slug"))
+    allowed = [t.slug for t in tiers if t.slug in entitlements.tier_slugs]
+    wanted = current.slug if current is not None and current.slug in allowed else (allowed[0] if allowed else "")
+    options = []
+    for tier in tiers:
+        unlocked = tier.slug in entitlements.tier_slugs
+        plan = None if unlocked else _plan_unlocking(tier.slug)
+        options.append(
+            TierOption(
+                slug=tier.slug,
+                display_name=tier.display_name,
+                description=tier.description,
+                served_by=tier.served_by if tier.served_by and tier.served_by != tier.display_name else "",
+                unlocked=unlocked,
+                unlock_plan_name=plan.name if plan is not None else "",
+                selected=tier.slug == wanted,
+            )
+        )
+    return options
+
+
+def with_html(messages: list) -> list:
+    """Answers rendered as Markdown through markdown-it-py + nh3 (assistant.markdown)."""
+    for message in messages:
+        if message.role == "assistant":
+            # render_markdown's output is sanitised by nh3 with a Markdown-only tag list.
+            message.html = mark_safe(render_markdown(message.content))  # noqa: S308
+    return messages
+
+
+def max_message_chars() -> int:
+    return int(getattr(settings, "CHAT_MAX_MESSAGE_CHARS", 8000))
+
+
+# ---------------------------------------------------------------- pages
+
+
+@require_GET
+def home(request: HttpRequest, conversation_id=None) -> HttpResponse:
+    owner = owner_for(request, create_session=True)
+    search = SearchForm(request.GET)
+    query = search.cleaned_data["q"] if search.is_valid() else ""
+    conversation = None
+    thread: list = []
+    if conversation_id is not None:
+        conversation = owned_conversation(request, conversation_id)
+        thread = with_html(conv.conversation_thread(conversation=conversation))
+    tiers = tier_options(request, current=conversation.tier if conversation else None)
+    context = {
+        "conversation": conversation,
+        "thread": thread,
+        "conversations": conv.conversation_list(owner=owner, query=query),
+        "query": query,
+        "active_id": str(conversation.pk) if conversation else "",
+        "tiers": tiers,
+        "locked_tiers": [t for t in tiers if not t.unlocked],
+        "is_guest": owner.is_guest,
+        "max_message_chars": max_message_chars(),
+        "zero_id": "00000000-0000-0000-0000-000000000000",
+    }
+    return render(request, CHAT_TEMPLATE, context)
+
+
+@require_GET
+def conversation_list(request: HttpRequest) -> HttpResponse:
+    search = SearchForm(request.GET)
+    query = search.cleaned_data["q"] if search.is_valid() else ""
+    active = request.GET.get("active", "")
+    items = conv.conversation_list(owner=owner_for(request), query=query)
+    return render(
+        request,
+        f"{CHAT_TEMPLATE}#conversation_list",
+        {"conversations": items, "query": query, "active_id": active},
+    )
+
+
+@require_GET
+def conversation_header(request: HttpRequest, conversation_id) -> HttpResponse:
+    conversation = owned_conversation(request, conversation_id)
+    return render(request, f"{CHAT_TEMPLATE}#conversation_header", {"conversation": conversation})
+
+
+@require_GET
+def conversation_title(request: HttpRequest, conversation_id) -> JsonResponse:
+    conversation = owned_conversation(request, conversation_id)
+    return JsonResponse({"id": str(conversation.pk), "title": conversation.title})
+
+
+@require_http_methods(["GET", "POST"])
+def conversation_rename(request: HttpRequest, conversation_id) -> HttpResponse:
+    conversation = owned_conversation(request, conversation_id)
+    if request.method == "GET":
+        form = RenameForm(initial={"title": conversation.title})
+        return render(request, f"{CHAT_TEMPLATE}#rename_form", {"c": conversation, "form": form})
+    form = RenameForm(request.POST)
+    if not form.is_valid():
+        return render(request, f"{CHAT_TEMPLATE}#rename_form", {"c": conversation, "form": form}, status=400)
+    conv.conversation_rename(conversation=conversation, title=form.cleaned_data["title"])
+    if is_htmx(request):
+        return render(
+            request,
+            f"{CHAT_TEMPLATE}#renamed",
+            {"c": conversation, "active_id": request.POST.get("active", "")},
+        )
+    return redirect("assistant:conversation", conversation_id=conversation.pk)
+
+
+@require_POST
+def conversation_delete(request: HttpRequest, conversation_id) -> HttpResponse:
+    conversation = owned_conversation(request, conversation_id)
+    was_active = request.POST.get("active", "") == str(conversation.pk)
+    conv.conversation_delete(conversation=conversation)
+    if is_htmx(request):
+        response = HttpResponse("")
+        if was_active:
+            response["HX-Redirect"] = reverse("assistant:home")
+        return response
+    return redirect("assistant:home")
+
+
+@require_POST
+def conversation_share(request: HttpRequest, conversation_id) -> HttpResponse:
+    conversation = owned_conversation(request, conversation_id)
+    conv.conversation_share_create(conversation=conversation)
+    return _share_panel(request, conversation)
+
+
+@require_POST
+def conversation_share_revoke(request: HttpRequest, conversation_id) -> HttpResponse:
+    conversation = owned_conversation(request, conversation_id)
+    conv.conversation_share_revoke(conversation=conversation)
+    return _share_panel(request, conversation)
+
+
+def _share_panel(request: HttpRequest, conversation: Conversation) -> HttpResponse:
+    if is_htmx(request):
+        return render(request, f"{CHAT_TEMPLATE}#share_panel", {"conversation": conversation})
+    return redirect("assistant:conversation", conversation_id=conversation.pk)
+
+
+@require_GET
+def conversation_export(request: HttpRequest, conversation_id, fmt: str) -> HttpResponse:
+    conversation = owned_conversation(request, conversation_id)
+    name = slugify(conversation.title)[:60] or "conversation"
+    if fmt == "json":
+        body = json.dumps(conv.conversation_export_data(conversation=conversation), indent=2, ensure_ascii=False)
+        response = HttpResponse(body, content_type="application/json; charset=utf-8")
+    elif fmt == "md":
+        body = conv.conversation_export_markdown(conversation=conversation)
+        response = HttpResponse(body, content_type="text/markdown; charset=utf-8")
+    else:
+        raise Http404("Unknown export format.")
+    response["Content-Disposition"] = f'attachment; filename="lhama-{name}.{fmt}"'
+    return response
+
+
+@require_POST
+def message_feedback(request: HttpRequest, message_id) -> JsonResponse:
+    try:
+        message = conv.message_get_owned(owner=owner_for(request), message_id=message_id)
+    except conv.NotOwned:
+        raise Http404("No such message.") from None
+    form = FeedbackForm(request.POST)
+    if not form.is_valid():
+        return JsonResponse({"error": "Feedback must be up, down or empty."}, status=400)
+    try:
+        conv.message_feedback_set(message=message, value=form.cleaned_data["value"])
+    except ValueError as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    return JsonResponse({"id": str(message.pk), "feedback": message.feedback})
+
+
+@require_GET
+def shared(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        conversation = conv.shared_conversation_get(token=token)
+    except conv.NotOwned:
+        raise Http404("This link was revoked or never existed.") from None
+    response = render(
+        request,
+        "assistant/shared.html",
+        {"conversation": conversation, "thread": with_html(conv.conversation_thread(conversation=conversation))},
+    )
+    response["X-Robots-Tag"] = "noindex"
+    response["Referrer-Policy"] = "no-referrer"
+    return response

@@ -1,0 +1,129 @@
+// The sponsored card shown BELOW an answer (never inside it). Every advertiser string
+// is plain text and goes into the page with textContent only.
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  return node;
+}
+
+/** Only http(s) URLs on any origin, or paths on ours; anything else (javascript:, data:) is dropped. */
+export function safeHref(url) {
+  if (typeof url !== "string" || !url) return null;
+  try {
+    const parsed = new URL(url, window.location.origin);
+    return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Builds the card. `handlers`: { post(url, data) -> Promise<Response>, ask(question) }.
+ * Returns the element (not yet in the page).
+ */
+export function buildAdCard(ad, { conversationId, post, ask }) {
+  const card = el("aside", "ad-card");
+  card.setAttribute("aria-label", "Sponsored suggestion");
+  card.dataset.impressionId = ad.impression_id || "";
+  card.dataset.conversationId = conversationId || "";
+
+  const head = el("div", "ad-head");
+  const label = el("span", "ad-label", "Sponsored");
+  const advertiser = el("span", "ad-advertiser", ad.advertiser);
+  const dismiss = el("button", "ad-dismiss icon-button", "×");
+  dismiss.type = "button";
+  dismiss.title = "Dismiss this ad";
+  dismiss.setAttribute("aria-label", "Dismiss this ad");
+  head.append(label, el("span", "ad-sep", "·"), advertiser, dismiss);
+  card.append(head);
+
+  const href = safeHref(ad.click_url);
+  const title = href ? el("a", "ad-headline", ad.headline) : el("span", "ad-headline", ad.headline);
+  if (href) {
+    title.href = href;
+    title.target = "_blank";
+    title.rel = "sponsored noopener";
+  }
+  const titleRow = el("div", "ad-title-row");
+  titleRow.append(title);
+  if (ad.display_domain) titleRow.append(el("span", "ad-domain", ad.display_domain));
+  card.append(titleRow);
+  if (ad.text) card.append(el("p", "ad-text", ad.text));
+
+  if (ad.question) {
+    const ask_ = el("button", "ad-question", ad.question);
+    ask_.type = "button";
+    ask_.title = "Ask the assistant this question";
+    ask_.addEventListener("click", () => ask(ad.question));
+    card.append(ask_);
+  }
+
+  const why = el("details", "ad-why");
+  why.append(el("summary", null, "Why this ad?"));
+  const info = ad.why || {};
+  const list = el("dl");
+  const addRow = (term, value) => {
+    if (!value) return;
+    list.append(el("dt", null, term), el("dd", null, value));
+  };
+  addRow("Advertiser", info.advertiser || ad.advertiser);
+  addRow("Paid for by", info.paid_by);
+  if (Array.isArray(info.matched) && info.matched.length) addRow("Matched", info.matched.join(", "));
+  why.append(list);
+  if (info.explanation) why.append(el("p", "ad-explanation", info.explanation));
+  why.append(el("p", "ad-explanation", "Ads are chosen from this conversation only, never from a profile, and never change the answer."));
+  card.append(why);
+
+  const feedback = el("div", "ad-feedback");
+  feedback.append(el("span", "muted", "Report this ad:"));
+  const status = el("span", "ad-feedback-status muted");
+  status.setAttribute("role", "status");
+  for (const [reason, text] of [["not_relevant", "Not relevant"], ["offensive", "Offensive"]]) {
+    const b = el("button", "link-button ad-feedback-button", text);
+    b.type = "button";
+    b.dataset.reason = reason;
+    b.addEventListener("click", async () => {
+      if (!ad.feedback_url) return;
+      const resp = await post(ad.feedback_url, { reason }).catch(() => null);
+      status.textContent = resp && resp.ok ? "Thanks, noted." : "Could not send that; try again.";
+      if (resp && resp.ok) for (const x of feedback.querySelectorAll("button")) x.disabled = true;
+    });
+    feedback.append(b);
+  }
+  feedback.append(status);
+  card.append(feedback);
+
+  dismiss.addEventListener("click", async () => {
+    if (ad.dismiss_url) post(ad.dismiss_url, {}).catch(() => null);
+    card.remove();
+  });
+
+  return card;
+}
+
+/** POSTs `ackUrl` once, the first time the card is at least half visible in a visible tab. */
+export function acknowledgeWhenVisible(card, ackUrl, post) {
+  if (!ackUrl || !("IntersectionObserver" in window)) return;
+  let sent = false;
+  const observer = new IntersectionObserver(
+    (entries) => {
+      for (const entry of entries) {
+        if (sent || !entry.isIntersecting || document.visibilityState !== "visible") continue;
+        sent = true;
+        observer.disconnect();
+        card.dataset.acknowledged = "yes";
+        post(ackUrl, {}).catch(() => null);
+      }
+    },
+    { threshold: 0.5 },
+  );
+  observer.observe(card);
+  // A card that appeared in a background tab is counted when the tab is shown.
+  document.addEventListener("visibilitychange", () => {
+    if (sent || document.visibilityState !== "visible" || !card.isConnected) return;
+    observer.unobserve(card);
+    observer.observe(card);
+  });
+}
