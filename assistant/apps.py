@@ -1,5 +1,21 @@
+from datetime import timedelta
+
 from django.apps import AppConfig
+from django.conf import settings
 
 
 class AssistantConfig(AppConfig):
     name = "assistant"
+
+    def ready(self) -> None:
+        from assistant import signals  # noqa: F401  (connects the guest-conversation hand-over)
+
+        # Periodic tasks (django-celery-beat copies these into its tables at start-up).
+        settings.CELERY_BEAT_SCHEDULE.update(
+            {
+                "assistant-reap-orphaned-runs": {
+                    "task": "assistant.runs_reap_orphans",
+                    "schedule": timedelta(seconds=30),
+                },
+            }
+        )

@@ -7,6 +7,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 class ModelTier(models.Model):
@@ -129,11 +130,12 @@ class Message(models.Model):
     )
     feedback = models.CharField(max_length=4, choices=Feedback.choices, blank=True, default="")
     feedback_comment = models.CharField(max_length=500, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Set explicitly (not auto_now_add) so a question always sorts before its answer.
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["created_at", "role"]
+        ordering = ["created_at"]
         indexes = [models.Index(fields=["conversation", "created_at"], name="msg_conv_created")]
 
     def __str__(self) -> str:
@@ -157,7 +159,7 @@ class GenerationRun(models.Model):
     tier = models.ForeignKey(ModelTier, null=True, on_delete=models.SET_NULL, related_name="runs")
     client_id = models.CharField(max_length=64, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING, db_index=True)
-    owner = models.CharField(max_length=120, help_text="The web process running it (host:pid:nonce).")
+    owner = models.CharField(max_length=255, help_text="The web process running it (host:pid:nonce|control channel).")
     heartbeat_at = models.DateTimeField()
     last_seq = models.PositiveIntegerField(default=0)
     error_code = models.CharField(max_length=32, blank=True)

@@ -1,10 +1,104 @@
+"""Reads for conversations, messages, tiers and runs. Ownership is always checked here:
+another person's id reads exactly like an id that does not exist."""
+
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
+
 from django.conf import settings
+from django.db.models import Q, QuerySet
+
+from assistant.models import Conversation, GenerationRun, Message, ModelTier
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who is chatting: a signed-in user, or a guest identified by their session."""
+
+    user_id: int | None
+    session_key: str = ""
+
+    @property
+    def subject(self) -> str:
+        """The quota subject (billing contract)."""
+        return f"user:{self.user_id}" if self.user_id else f"guest:{self.session_key}"
+
+    @property
+    def is_known(self) -> bool:
+        return bool(self.user_id or self.session_key)
+
+
+def owner_for(*, user, session_key: str | None) -> Owner:
+    if user is not None and getattr(user, "is_authenticated", False):
+        return Owner(user_id=user.pk)
+    return Owner(user_id=None, session_key=session_key or "")
+
+
+def _owner_q(owner: Owner, prefix: str = "") -> Q:
+    if owner.user_id:
+        return Q(**{f"{prefix}user_id": owner.user_id})
+    if owner.session_key:
+        return Q(**{f"{prefix}user__isnull": True, f"{prefix}session_key": owner.session_key})
+    return Q(pk__in=[])
+
+
+def parse_uuid(value) -> uuid.UUID | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def conversations_for_owner(*, owner: Owner, query: str = "") -> QuerySet[Conversation]:
+    qs = Conversation.objects.filter(_owner_q(owner)).select_related("tier")
+    if query:
+        qs = qs.filter(Q(title__icontains=query) | Q(messages__content__icontains=query)).distinct()
+    return qs.order_by("-updated_at")
+
+
+def conversation_get_for_owner(*, owner: Owner, conversation_id) -> Conversation | None:
+    pk = parse_uuid(conversation_id) if not isinstance(conversation_id, uuid.UUID) else conversation_id
+    if pk is None or not owner.is_known:
+        return None
+    return Conversation.objects.filter(_owner_q(owner), pk=pk).select_related("tier").first()
+
+
+def conversation_get_shared(*, share_token: str) -> Conversation | None:
+    if not share_token:
+        return None
+    return Conversation.objects.filter(share_token=share_token).select_related("tier").first()
+
+
+def conversation_messages(*, conversation: Conversation) -> QuerySet[Message]:
+    return conversation.messages.select_related("tier").order_by("created_at")
+
+
+def conversation_running_run(*, conversation: Conversation) -> GenerationRun | None:
+    return conversation.runs.filter(status=GenerationRun.Status.RUNNING).first()
+
+
+def run_get_for_owner(*, owner: Owner, run_id) -> GenerationRun | None:
+    pk = parse_uuid(run_id)
+    if pk is None or not owner.is_known:
+        return None
+    return (
+        GenerationRun.objects.filter(_owner_q(owner, "conversation__"), pk=pk)
+        .select_related("assistant_message", "conversation", "tier")
+        .first()
+    )
+
+
+def tiers_active() -> QuerySet[ModelTier]:
+    return ModelTier.objects.filter(is_active=True).order_by("sort_order", "slug")
 
 
 def tier_base_urls() -> list[str]:
-    """The distinct inference servers that the model tiers point at."""
-    urls = [settings.VLLM_BASE_URL_8B, settings.VLLM_BASE_URL_70B, settings.VLLM_BASE_URL_405B, settings.VLLM_BASE_URL]
-    configured = sorted({u for u in urls if u})
-    return configured or [settings.LLM_EMBEDDED_URL]
+    """The distinct inference servers that the active model tiers point at (settings when no tier exists)."""
+    urls = sorted({url.rstrip("/") for url in tiers_active().values_list("base_url", flat=True) if url})
+    if urls:
+        return urls
+    configured = [settings.VLLM_BASE_URL_8B, settings.VLLM_BASE_URL_70B, settings.VLLM_BASE_URL_405B, settings.VLLM_BASE_URL]
+    return sorted({u for u in configured if u}) or [settings.LLM_EMBEDDED_URL]

@@ -1,0 +1,400 @@
+"""`/ws/chat/`: protocol v1 (docs/protocol.md). Transport only: identify the person,
+validate frames, call services, and forward run-log events to the socket.
+
+A socket follows runs; it never owns them. Closing it cancels the followers, not the
+runs. The Origin header is checked by AllowedHostsOriginValidator in config/asgi.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from assistant import runs, selectors, services
+from assistant.runlog import run_log
+from assistant.signals import GUEST_KEY
+from assistant.titles import conversation_group
+
+logger = logging.getLogger(__name__)
+
+PROTOCOL_VERSION = 1
+MAX_FRAME_CHARS = 64 * 1024
+MAX_CLIENT_ID_CHARS = 64
+# Flood control: a token bucket per socket (frames per second, burst), a warning frame
+# each time it runs dry, and a close with 4400 after MAX_FLOOD_WARNINGS warnings.
+FRAME_RATE = 10.0
+FRAME_BURST = 30.0
+MAX_FLOOD_WARNINGS = 3
+MAX_OVERSIZED = 3
+MAX_FOLLOWED_RUNS = 20
+
+CLOSE_PROTOCOL_ABUSE = 4400
+CLOSE_FORBIDDEN = 4403
+CLOSE_TOO_LARGE = 4413
+
+
+def error_frame(
+    code: str,
+    message: str,
+    *,
+    run_id: str | None = None,
+    client_id: str | None = None,
+    retryable: bool = False,
+    reset_at=None,
+    upgrade_url: str | None = None,
+) -> dict:
+    return {
+        "type": "error",
+        "code": code,
+        "message": message,
+        "run_id": run_id,
+        "client_id": client_id,
+        "retryable": retryable,
+        "reset_at": reset_at.isoformat() if hasattr(reset_at, "isoformat") else reset_at,
+        "upgrade_url": upgrade_url,
+    }
+
+
+def event_frame(run_id: str, event: dict) -> dict | None:
+    """A run-log event as the frame a client receives (None for internal events)."""
+    kind = event["type"]
+    if kind == "delta":
+        return {"type": "delta", "run_id": run_id, "seq": event["seq"], "text": event["text"]}
+    if kind == "done":
+        return {
+            "type": "done",
+            "run_id": run_id,
+            "seq": event["seq"],
+            "message_id": event["message_id"],
+            "status": event["status"],
+            "finish_reason": event["finish_reason"],
+            "usage": event["usage"],
+        }
+    if kind == "error":
+        frame = error_frame(
+            event["code"],
+            event["message"],
+            run_id=run_id,
+            client_id=event.get("client_id"),
+            retryable=event.get("retryable", True),
+        )
+        frame["seq"] = event["seq"]
+        return frame
+    if kind == "ad":
+        return {"type": "ad", "run_id": run_id, "seq": event["seq"], "conversation_id": event["conversation_id"],
+                "ad": event["ad"]}
+    return None
+
+
+def _str_field(frame: dict, name: str, *, max_len: int, optional: bool = False) -> str | None:
+    value = frame.get(name)
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value or len(value) > max_len:
+        raise _InvalidFrame(f"`{name}` must be a non-empty string of at most {max_len} characters.")
+    return value
+
+
+class _InvalidFrame(Exception):
+    pass
+
+
+class ChatConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self) -> None:
+        self.user = self.scope.get("user")
+        self.session = self.scope.get("session")
+        session_key = getattr(self.session, "session_key", None) if self.session is not None else None
+        self.owner = selectors.owner_for(user=self.user, session_key=session_key)
+        self.followers: dict[str, asyncio.Task] = {}
+        self.groups_joined: set[str] = set()
+        self.bucket = FRAME_BURST
+        self.bucket_at = time.monotonic()
+        self.flood_warnings = 0
+        self.last_flood_warning = 0.0
+        self.oversized = 0
+        await self.accept()
+        authenticated = bool(self.owner.user_id)
+        display_name = self.user.get_short_name() if authenticated else "Guest"
+        await self.send_json({
+            "type": "hello",
+            "protocol": PROTOCOL_VERSION,
+            "user": {"authenticated": authenticated, "display_name": display_name},
+            "limits": {"max_message_chars": services.max_message_chars()},
+        })
+        if not self.owner.is_known:
+            await self.send_json(error_frame(
+                "session_required", "Your session has expired or cookies are blocked. Reload the page to chat."
+            ))
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        if not authenticated and self.session.get(GUEST_KEY) != session_key:
+            # Remember the guest's original key: login rotates it, and the conversations follow this one.
+            self.session[GUEST_KEY] = session_key
+            await database_sync_to_async(self.session.save)()
+
+    async def disconnect(self, code) -> None:
+        for task in getattr(self, "followers", {}).values():
+            task.cancel()
+        for group in getattr(self, "groups_joined", set()):
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    # --- framing, flood control ------------------------------------------------------
+
+    def _take_token(self) -> bool:
+        now = time.monotonic()
+        self.bucket = min(FRAME_BURST, self.bucket + (now - self.bucket_at) * FRAME_RATE)
+        self.bucket_at = now
+        if self.bucket >= 1:
+            self.bucket -= 1
+            return True
+        return False
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
+        if not self._take_token():
+            now = time.monotonic()
+            if now - self.last_flood_warning >= 1.0:
+                self.last_flood_warning = now
+                self.flood_warnings += 1
+                if self.flood_warnings > MAX_FLOOD_WARNINGS:
+                    await self.close(code=CLOSE_PROTOCOL_ABUSE)
+                    return
+                await self.send_json(error_frame(
+                    "rate_limited", "Too many frames: slow down. Frames sent too fast are dropped.", retryable=True
+                ))
+            return
+        if bytes_data is not None:
+            await self.send_json(error_frame("invalid_frame", "Send JSON text frames, not binary ones."))
+            return
+        if text_data is None:
+            return
+        if len(text_data) > MAX_FRAME_CHARS:
+            self.oversized += 1
+            if self.oversized >= MAX_OVERSIZED:
+                await self.close(code=CLOSE_TOO_LARGE)
+                return
+            await self.send_json(error_frame("too_large", f"Frames may be at most {MAX_FRAME_CHARS} characters."))
+            return
+        try:
+            frame = json.loads(text_data)
+        except ValueError:
+            await self.send_json(error_frame("bad_json", "That frame is not valid JSON."))
+            return
+        await self.receive_json(frame)
+
+    async def receive_json(self, content, **kwargs) -> None:
+        if not isinstance(content, dict) or not isinstance(content.get("type"), str):
+            await self.send_json(error_frame("invalid_frame", "A frame is a JSON object with a string `type`."))
+            return
+        handler = self.HANDLERS.get(content["type"])
+        client_id = content.get("client_id") if isinstance(content.get("client_id"), str) else None
+        if handler is None:
+            await self.send_json(error_frame(
+                "unknown_type", f"Unknown frame type {content['type'][:40]!r}.", client_id=client_id
+            ))
+            return
+        try:
+            await handler(self, content)
+        except _InvalidFrame as exc:
+            await self.send_json(error_frame("invalid_frame", str(exc), client_id=client_id))
+        except services.RunRejected as exc:
+            await self.send_json(error_frame(
+                exc.code, exc.message, client_id=client_id, retryable=exc.retryable,
+                reset_at=exc.reset_at, upgrade_url=exc.upgrade_url,
+            ))
+        except Exception:
+            logger.exception("chat frame %s failed", content["type"])
+            await self.send_json(error_frame(
+                "internal_error", "Something went wrong on our side. Try again.", client_id=client_id, retryable=True
+            ))
+
+    # --- handlers --------------------------------------------------------------------
+
+    async def _start(self, frame: dict, *, action: str) -> None:
+        client_id = _str_field(frame, "client_id", max_len=MAX_CLIENT_ID_CHARS)
+        tier = _str_field(frame, "tier", max_len=64)
+        conversation_id = frame.get("conversation_id")
+        if action == "send":
+            if conversation_id is not None and not isinstance(conversation_id, str):
+                raise _InvalidFrame("`conversation_id` must be a string or null.")
+        else:
+            conversation_id = _str_field(frame, "conversation_id", max_len=64)
+        message_id = _str_field(frame, "message_id", max_len=64) if action != "send" else None
+        content = ""
+        if action in ("send", "edit"):
+            content = frame.get("content")
+            if not isinstance(content, str):
+                raise _InvalidFrame("`content` must be a string.")
+            content = content.strip()
+            if not content:
+                raise _InvalidFrame("The message is empty.")
+            limit = services.max_message_chars()
+            if len(content) > limit:
+                await self.send_json(error_frame(
+                    "too_large", f"Messages may be at most {limit} characters (this one has {len(content)}).",
+                    client_id=client_id,
+                ))
+                return
+        spec = await database_sync_to_async(services.run_begin)(
+            owner=self.owner,
+            user=self.user,
+            action=action,
+            client_id=client_id,
+            conversation_id=conversation_id,
+            tier_slug=tier,
+            content=content,
+            message_id=message_id,
+            run_owner=await runs.process_owner(),
+        )
+        await runs.run_start(spec)
+        await self._join_conversation(spec.conversation_id)
+        await self.send_json({
+            "type": "run.started",
+            "client_id": client_id,
+            "run_id": spec.run_id,
+            "conversation_id": spec.conversation_id,
+            "user_message_id": spec.user_message_id,
+            "assistant_message_id": spec.assistant_message_id,
+            "tier": {"slug": spec.tier.slug, "display_name": spec.tier.display_name, "served_by": spec.tier.served_by},
+        })
+        self._follow(spec.run_id, conversation_id=spec.conversation_id, after_seq=0, resync=False)
+
+    async def handle_send(self, frame: dict) -> None:
+        await self._start(frame, action="send")
+
+    async def handle_regenerate(self, frame: dict) -> None:
+        await self._start(frame, action="regenerate")
+
+    async def handle_edit(self, frame: dict) -> None:
+        await self._start(frame, action="edit")
+
+    async def _owned_run(self, frame: dict):
+        run_id = _str_field(frame, "run_id", max_len=64)
+        run = await database_sync_to_async(selectors.run_get_for_owner)(owner=self.owner, run_id=run_id)
+        if run is None:
+            raise services.RunRejected("not_found", "That answer does not exist.")
+        return run
+
+    async def handle_subscribe(self, frame: dict) -> None:
+        after_seq = frame.get("after_seq", 0)
+        if not isinstance(after_seq, int) or isinstance(after_seq, bool) or after_seq < 0:
+            raise _InvalidFrame("`after_seq` must be a non-negative integer.")
+        run = await self._owned_run(frame)
+        await self._join_conversation(str(run.conversation_id))
+        self._follow(str(run.pk), conversation_id=str(run.conversation_id), after_seq=after_seq, resync=True, run=run)
+
+    async def handle_stop(self, frame: dict) -> None:
+        run = await self._owned_run(frame)
+        run_id = str(run.pk)
+        if run_id not in self.followers:
+            await self._join_conversation(str(run.conversation_id))
+            self._follow(run_id, conversation_id=str(run.conversation_id), after_seq=0, resync=True, run=run)
+        if run.status == run.Status.RUNNING:
+            await runs.run_stop(run_id=run_id, owner=run.owner)
+
+    async def handle_ping(self, frame: dict) -> None:
+        await self.send_json({"type": "pong"})
+
+    HANDLERS = {
+        "message.send": handle_send,
+        "message.regenerate": handle_regenerate,
+        "message.edit": handle_edit,
+        "run.subscribe": handle_subscribe,
+        "run.stop": handle_stop,
+        "ping": handle_ping,
+    }
+
+    # --- following runs --------------------------------------------------------------
+
+    async def _join_conversation(self, conversation_id: str) -> None:
+        group = conversation_group(conversation_id)
+        if group not in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.groups_joined.add(group)
+
+    def _follow(self, run_id: str, *, conversation_id: str, after_seq: int, resync: bool, run=None) -> None:
+        previous = self.followers.pop(run_id, None)
+        if previous is not None:
+            previous.cancel()
+        for done_id in [rid for rid, task in self.followers.items() if task.done()]:
+            del self.followers[done_id]
+        if len(self.followers) >= MAX_FOLLOWED_RUNS:
+            oldest = next(iter(self.followers))
+            self.followers.pop(oldest).cancel()
+        self.followers[run_id] = asyncio.get_running_loop().create_task(
+            self._forward(run_id, conversation_id=conversation_id, after_seq=after_seq, resync=resync, run=run)
+        )
+
+    async def _forward(self, run_id: str, *, conversation_id: str, after_seq: int, resync: bool, run) -> None:
+        try:
+            log = run_log()
+            position = after_seq
+            if resync:
+                snapshot = await log.snapshot(run_id)
+                if snapshot is None:
+                    await self._resync_from_database(run_id, run)
+                    return
+                ended = snapshot.last("done") or snapshot.last("error")
+                status = "running"
+                if ended is not None:
+                    status = ended["status"]
+                await self.send_json({
+                    "type": "run.resync", "run_id": run_id, "conversation_id": conversation_id,
+                    "seq": snapshot.seq, "text": snapshot.text, "status": status,
+                })
+                for event in snapshot.events:
+                    if event["type"] != "delta":
+                        frame = event_frame(run_id, event)
+                        if frame is not None:
+                            await self.send_json(frame)
+                if snapshot.ended:
+                    return
+                position = snapshot.seq
+            async for event in log.follow(run_id, after_seq=position):
+                frame = event_frame(run_id, event)
+                if frame is not None:
+                    await self.send_json(frame)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("following run %s failed", run_id)
+            await self.send_json(error_frame(
+                "internal_error", "Lost track of this answer; reload to see it.", run_id=run_id, retryable=True
+            ))
+
+    async def _resync_from_database(self, run_id: str, run) -> None:
+        """The log is gone (finished long ago, or its process died): the saved message is the truth."""
+        run = await database_sync_to_async(selectors.run_get_for_owner)(owner=self.owner, run_id=run_id)
+        if run is None:
+            await self.send_json(error_frame("not_found", "That answer does not exist.", run_id=run_id))
+            return
+        message = run.assistant_message
+        status = run.status
+        if status == run.Status.RUNNING:
+            # Its log should exist while it runs; without it the owner is gone.
+            status = run.Status.INTERRUPTED
+        await self.send_json({
+            "type": "run.resync", "run_id": run_id, "conversation_id": str(run.conversation_id),
+            "seq": run.last_seq, "text": message.content, "status": status,
+        })
+        if status in (run.Status.COMPLETE, run.Status.STOPPED):
+            await self.send_json({
+                "type": "done", "run_id": run_id, "seq": run.last_seq, "message_id": str(message.pk),
+                "status": status, "finish_reason": message.finish_reason or "stop",
+                "usage": {"prompt_tokens": message.prompt_tokens, "completion_tokens": message.completion_tokens},
+            })
+        else:
+            code = run.error_code or ("interrupted" if status == run.Status.INTERRUPTED else "upstream_error")
+            await self.send_json(error_frame(
+                code, run.error_message or "The server writing this answer stopped. The text so far is kept.",
+                run_id=run_id, retryable=True,
+            ))
+
+    # --- channel-layer events ----------------------------------------------------------
+
+    async def conversation_title(self, event: dict) -> None:
+        await self.send_json({"type": "title", "conversation_id": event["conversation_id"], "title": event["title"]})

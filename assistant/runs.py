@@ -1,0 +1,414 @@
+"""Generation runs: asyncio tasks in the web process that accepted the message.
+
+A run belongs to no socket. It reads the upstream stream, appends coalesced deltas to
+the run log (first token at once, then at most one delta per COALESCE_S), snapshots
+its text every SNAPSHOT_INTERVAL_S, writes the final message once, settles the quota,
+and appends `done` (or `error`), the ad if one was decided in time, and `end`.
+
+Stop reaches the owner from any process: locally through the registry below, from
+another process through a message to the owner's control channel on the channel layer
+(its name is part of GenerationRun.owner).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+import weakref
+from dataclasses import dataclass, field
+
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.utils import timezone
+
+from assistant import services
+from assistant.inference import (
+    InferenceError,
+    StreamChunk,
+    UpstreamHTTPError,
+    count_message_tokens,
+    count_prompt_tokens,
+    stream_chat,
+)
+from assistant.prompts import PromptTooLong, fit_messages
+from assistant.runlog import run_log
+
+logger = logging.getLogger(__name__)
+
+_STOP = object()
+_END = object()
+
+
+def coalesce_s() -> float:
+    return getattr(settings, "ASSISTANT_COALESCE_S", 0.04)
+
+
+def snapshot_interval_s() -> float:
+    return getattr(settings, "ASSISTANT_SNAPSHOT_INTERVAL_S", 3.0)
+
+
+def ads_budget_s() -> float:
+    return getattr(settings, "ADS_DECISION_BUDGET_S", 0.25)
+
+
+def channel_layer_is_shared() -> bool:
+    """True when the channel layer reaches other processes (Redis), False for the in-process layer."""
+    backend = settings.CHANNEL_LAYERS.get("default", {}).get("BACKEND", "")
+    return "InMemory" not in backend
+
+
+# --- process identity and control channel ---------------------------------------------
+
+_PROCESS_ID = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+_control: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[str, asyncio.Task]] = weakref.WeakKeyDictionary()
+
+
+async def process_owner() -> str:
+    """This process's owner tag; with a shared channel layer it names the control channel
+    (created on first use, with a listener task on this event loop)."""
+    if not channel_layer_is_shared():
+        return _PROCESS_ID
+    loop = asyncio.get_running_loop()
+    entry = _control.get(loop)
+    if entry is None or entry[1].done():
+        layer = get_channel_layer()
+        channel = await layer.new_channel("runctl.")
+        task = loop.create_task(_control_listener(layer, channel), name="lhama-run-control")
+        entry = (channel, task)
+        _control[loop] = entry
+    return f"{_PROCESS_ID}|{entry[0]}"
+
+
+async def _control_listener(layer, channel: str) -> None:
+    while True:
+        try:
+            message = await layer.receive(channel)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # keep listening; a broken message must not stop all stops
+            logger.exception("run control channel")
+            await asyncio.sleep(1)
+            continue
+        if message.get("type") == "run.stop":
+            handle = _local_runs.get(message.get("run_id", ""))
+            if handle is not None:
+                handle.stop()
+
+
+# --- the registry of runs owned by this process ------------------------------------------
+
+
+@dataclass
+class RunHandle:
+    spec: services.RunSpec
+    parts: list[str] = field(default_factory=list)
+    seq: int = 0
+    stop_requested: bool = False
+    task: asyncio.Task | None = None
+    reader: asyncio.Task | None = None
+    queue: asyncio.Queue = field(default_factory=asyncio.Queue)
+    snapshotted_len: int = 0
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def stop(self) -> None:
+        if self.stop_requested:
+            return
+        self.stop_requested = True
+        if self.reader is not None and not self.reader.done():
+            self.reader.cancel()  # closes the upstream response: the server stops generating
+        self.queue.put_nowait(_STOP)
+
+
+_local_runs: dict[str, RunHandle] = {}
+
+
+def local_run(run_id: str) -> RunHandle | None:
+    return _local_runs.get(run_id)
+
+
+def local_runs() -> dict[str, RunHandle]:
+    return _local_runs
+
+
+async def run_start(spec: services.RunSpec) -> RunHandle:
+    """Open the run's log and start its task; returns once the log exists."""
+    await run_log().open(spec.run_id)
+    handle = RunHandle(spec=spec)
+    _local_runs[spec.run_id] = handle
+    handle.task = asyncio.get_running_loop().create_task(_run(handle), name=f"lhama-run-{spec.run_id}")
+    return handle
+
+
+async def run_stop(*, run_id: str, owner: str) -> None:
+    """Ask the run's owner to stop it, wherever it runs."""
+    handle = _local_runs.get(run_id)
+    if handle is not None:
+        handle.stop()
+        return
+    if "|" in owner and channel_layer_is_shared():
+        channel = owner.split("|", 1)[1]
+        await get_channel_layer().send(channel, {"type": "run.stop", "run_id": run_id})
+
+
+# --- the run ---------------------------------------------------------------------------
+
+
+async def _read_upstream(handle: RunHandle, messages: list[dict], max_tokens: int) -> None:
+    spec = handle.spec
+    try:
+        async for chunk in stream_chat(
+            spec.tier.endpoint, messages=messages, max_tokens=max_tokens, sampling=spec.tier.sampling
+        ):
+            handle.queue.put_nowait(chunk)
+        handle.queue.put_nowait(_END)
+    except InferenceError as exc:
+        handle.queue.put_nowait(exc)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # an unexpected bug must still end the run with an error frame
+        logger.exception("run %s: reading the upstream failed", spec.run_id)
+        handle.queue.put_nowait(UpstreamHTTPError(f"Unexpected error while reading the answer: {type(exc).__name__}"))
+
+
+async def _fit_exactly(spec: services.RunSpec) -> tuple[list[dict], int]:
+    """Re-fit the history with the model's tokenizer when the estimate had to drop turns."""
+    if not spec.exact_fit_needed:
+        return spec.messages, spec.max_tokens
+    system_message = {"role": "system", "content": spec.system}
+    counts = await count_message_tokens(spec.tier.endpoint, [system_message, *spec.turns])
+    if counts is None:
+        return spec.messages, spec.max_tokens
+    # Turns are matched by identity; the system message fit_messages builds is the only other one.
+    by_id = {id(m): c for m, c in zip(spec.turns, counts[1:], strict=True)}
+    return fit_messages(
+        system=spec.system,
+        turns=spec.turns,
+        context_length=spec.context_length,
+        max_output_tokens=spec.tier.max_output_tokens,
+        count=lambda message: by_id.get(id(message), counts[0]),
+    )
+
+
+async def _snapshot_loop(handle: RunHandle) -> None:
+    spec = handle.spec
+    while True:
+        await asyncio.sleep(snapshot_interval_s())
+        text = handle.text
+        changed = len(text) != handle.snapshotted_len
+        try:
+            await database_sync_to_async(services.run_heartbeat)(
+                run_id=spec.run_id,
+                assistant_message_id=spec.assistant_message_id,
+                text=text if changed else None,
+                seq=handle.seq,
+            )
+            handle.snapshotted_len = len(text)
+        except Exception:  # a failed snapshot is retried at the next tick
+            logger.exception("run %s: snapshot failed", spec.run_id)
+
+
+async def _decide_ad(ad_request) -> dict | None:
+    from ads.services import ad_decide
+
+    try:
+        return await asyncio.wait_for(
+            sync_to_async(ad_decide, thread_sensitive=False)(request=ad_request), ads_budget_s()
+        )
+    except TimeoutError:
+        logger.info("ad decision missed its %.2f s budget", ads_budget_s())
+        return None
+    except Exception:  # no ad is the safe failure
+        logger.exception("ad decision failed")
+        return None
+
+
+async def _run(handle: RunHandle) -> None:
+    spec = handle.spec
+    log = run_log()
+    loop = asyncio.get_running_loop()
+    ad_task = loop.create_task(_decide_ad(spec.ad_request)) if spec.ad_request is not None else None
+    snapshot_task = loop.create_task(_snapshot_loop(handle))
+    status = "complete"
+    error: InferenceError | PromptTooLong | None = None
+    finish_reason = ""
+    usage = None
+    content_chunks = 0
+    first_token_at = None
+    messages = spec.messages
+    pending: list[str] = []
+    last_flush = 0.0
+    window = coalesce_s()
+
+    async def flush() -> None:
+        nonlocal last_flush, first_token_at
+        if not pending:
+            return
+        text = "".join(pending)
+        pending.clear()
+        handle.seq = await log.append(spec.run_id, {"type": "delta", "text": text})
+        handle.parts.append(text)
+        last_flush = loop.time()
+        if first_token_at is None:
+            first_token_at = timezone.now()
+
+    try:
+        messages, max_tokens = await _fit_exactly(spec)
+        if not handle.stop_requested:
+            handle.reader = loop.create_task(_read_upstream(handle, messages, max_tokens))
+        while True:
+            if pending:
+                try:
+                    async with asyncio.timeout(max(0.0, last_flush + window - loop.time())):
+                        item = await handle.queue.get()
+                except TimeoutError:
+                    await flush()
+                    continue
+            else:
+                item = await handle.queue.get()
+            if item is _STOP:
+                status = "stopped"
+                finish_reason = "stopped"
+                break
+            if item is _END:
+                break
+            if isinstance(item, InferenceError):
+                error = item
+                break
+            chunk: StreamChunk = item
+            if chunk.usage is not None:
+                usage = chunk.usage
+            if chunk.finish_reason:
+                finish_reason = chunk.finish_reason
+            if chunk.text:
+                content_chunks += 1
+                pending.append(chunk.text)
+                if handle.seq == 0 or loop.time() - last_flush >= window:
+                    await flush()
+        await flush()
+    except PromptTooLong as exc:
+        error = exc
+    except asyncio.CancelledError:
+        # The process is shutting down: the reaper marks the run interrupted later.
+        if handle.reader is not None:
+            handle.reader.cancel()
+        snapshot_task.cancel()
+        _local_runs.pop(spec.run_id, None)
+        raise
+    finally:
+        snapshot_task.cancel()
+        if handle.reader is not None and not handle.reader.done():
+            handle.reader.cancel()
+
+    try:
+        await _finish(handle, status=status, error=error, finish_reason=finish_reason, usage=usage,
+                      content_chunks=content_chunks, messages=messages, first_token_at=first_token_at,
+                      ad_task=ad_task)
+    except Exception:
+        logger.exception("run %s: finishing failed", spec.run_id)
+        await log.append(spec.run_id, {
+            "type": "error", "code": "upstream_error", "message": "The answer could not be saved.",
+            "retryable": True, "status": "error",
+        })
+        await log.append(spec.run_id, {"type": "end"})
+    finally:
+        _local_runs.pop(spec.run_id, None)
+
+
+async def _finish(handle: RunHandle, *, status, error, finish_reason, usage, content_chunks, messages,
+                  first_token_at, ad_task) -> None:
+    spec = handle.spec
+    log = run_log()
+    text = handle.text
+    if error is not None:
+        status = "error"
+    usage_counted = usage is None
+    if usage is None:
+        # llama.cpp sends no usage chunk, and a stopped or failed stream never gets one.
+        prompt_tokens = await count_prompt_tokens(spec.tier.endpoint, messages) if content_chunks or text else 0
+        completion_tokens = content_chunks
+    else:
+        prompt_tokens, completion_tokens = usage.prompt_tokens, usage.completion_tokens
+
+    error_code = getattr(error, "code", "") if error else ""
+    error_message = getattr(error, "message", str(error)) if error else ""
+    finished = await database_sync_to_async(services.run_finish)(
+        run_id=spec.run_id,
+        assistant_message_id=spec.assistant_message_id,
+        conversation_id=spec.conversation_id,
+        status=status,
+        text=text,
+        seq=handle.seq,
+        finish_reason=finish_reason or ("error" if error else ""),
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        usage_counted=usage_counted,
+        error_code=error_code,
+        error_message=error_message,
+        first_token_at=first_token_at,
+    )
+    if status == "error" and not text:
+        await sync_to_async(services.quota_release_quietly, thread_sensitive=False)(reservation=spec.reservation)
+    else:
+        await sync_to_async(services.quota_settle_quietly, thread_sensitive=False)(
+            reservation=spec.reservation, used_tokens=prompt_tokens + completion_tokens
+        )
+    if not finished:
+        # The reaper got there first (this process was presumed dead); its record stands.
+        if ad_task is not None:
+            ad_task.cancel()
+        await log.append(spec.run_id, {"type": "end"})
+        return
+
+    if error is not None:
+        await log.append(spec.run_id, {
+            "type": "error",
+            "code": error_code,
+            "message": error_message,
+            "retryable": getattr(error, "retryable", True),
+            "status": "error",
+            "message_id": spec.assistant_message_id,
+        })
+    else:
+        await log.append(spec.run_id, {
+            "type": "done",
+            "message_id": spec.assistant_message_id,
+            "status": status,
+            "finish_reason": finish_reason or "stop",
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
+        })
+    if ad_task is not None:
+        ad = await ad_task if error is None else None
+        if error is not None:
+            ad_task.cancel()
+        if ad:
+            await log.append(spec.run_id, {"type": "ad", "conversation_id": spec.conversation_id, "ad": ad})
+    await log.append(spec.run_id, {"type": "end"})
+    if spec.title_needed and error is None:
+        from assistant.titles import title_schedule
+
+        await title_schedule(conversation_id=spec.conversation_id)
+
+
+async def runs_reap_and_notify() -> list[str]:
+    """Mark orphaned runs interrupted and, where run logs are shared, tell their followers."""
+    reaped = await database_sync_to_async(services.runs_reap_orphans)()
+    if settings.REDIS_URL:
+        log = run_log()
+        for run_id in reaped:
+            snapshot = await log.snapshot(run_id)
+            if snapshot is None or snapshot.ended:
+                continue
+            await log.append(run_id, {
+                "type": "error", "code": "interrupted", "status": "interrupted", "retryable": True,
+                "message": "The server writing this answer stopped. The text so far is kept.",
+            })
+            await log.append(run_id, {"type": "end"})
+    return reaped

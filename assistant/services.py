@@ -1,0 +1,512 @@
+"""Writes for conversations, messages and generation runs (all synchronous; async
+callers go through database_sync_to_async).
+
+The path from a chat message to the upstream request is `run_begin`: one read of the
+conversation's history, the quota reservation, then one transaction that inserts the
+messages and the run. Nothing else touches the database until the run ends
+(`run_finish`), apart from a snapshot every few seconds (`run_heartbeat`).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from assistant.inference import Endpoint, endpoint_for_tier, estimate_messages
+from assistant.models import Conversation, GenerationRun, Message, ModelTier
+from assistant.prompts import PromptTooLong, fit_messages, system_prompt
+from assistant.selectors import Owner, conversation_get_for_owner, parse_uuid
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_MESSAGE_CHARS = 8000
+CONTEXT_TURNS_FOR_ADS = 3
+
+
+def max_message_chars() -> int:
+    return getattr(settings, "ASSISTANT_MAX_MESSAGE_CHARS", DEFAULT_MAX_MESSAGE_CHARS)
+
+
+class RunRejected(Exception):
+    """A run that cannot start; carries the protocol's error fields. Nothing was written."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        retryable: bool = False,
+        reset_at: datetime | None = None,
+        upgrade_url: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retryable = retryable
+        self.reset_at = reset_at
+        self.upgrade_url = upgrade_url
+
+
+@dataclass(frozen=True)
+class TierInfo:
+    slug: str
+    display_name: str
+    served_by: str
+    endpoint: Endpoint
+    context_length: int
+    max_output_tokens: int
+    sampling: dict
+
+
+@dataclass
+class RunSpec:
+    """Everything a run needs, read once in run_begin; the run itself does not query."""
+
+    run_id: str
+    conversation_id: str
+    user_message_id: str | None
+    assistant_message_id: str
+    client_id: str
+    owner: Owner
+    tier: TierInfo
+    system: str
+    context_length: int
+    turns: list[dict]
+    messages: list[dict]
+    max_tokens: int
+    exact_fit_needed: bool
+    title_needed: bool
+    reservation: Any = None
+    ad_request: Any = None
+    extra: dict = field(default_factory=dict)
+
+
+# --- integration with billing (C), imported lazily: the contract in docs ------------------
+
+
+@dataclass(frozen=True)
+class _FallbackEntitlements:
+    plan_slug: str = "free"
+    plan_name: str = "Free"
+    tier_slugs: frozenset[str] = frozenset()
+    daily_tokens: int = 10**9
+    requests_per_minute: int = 10**6
+    concurrent_runs: int = 3
+    max_context: int = 10**7
+    ads_enabled: bool = True
+
+
+def entitlements_for_owner(*, user) -> Any:
+    try:
+        from billing.services import entitlements_for
+    except ImportError:  # billing not installed: every active tier, no quotas
+        return _FallbackEntitlements(tier_slugs=frozenset(ModelTier.objects.values_list("slug", flat=True)))
+    return entitlements_for(user=user if user is not None and user.is_authenticated else None)
+
+
+def _upgrade_url(tier_slug: str | None = None) -> str | None:
+    from django.urls import NoReverseMatch, reverse
+
+    try:
+        return reverse("billing:pricing")
+    except NoReverseMatch:
+        return "/billing/pricing"
+
+
+def _quota_reserve(*, owner: Owner, entitlements, tokens: int):
+    try:
+        from billing.quotas import QuotaExceeded, quota_reserve
+    except ImportError:
+        return None
+    try:
+        return quota_reserve(subject=owner.subject, entitlements=entitlements, tokens=tokens)
+    except QuotaExceeded as exc:
+        raise RunRejected(
+            exc.code,
+            exc.message,
+            retryable=exc.code in ("rate_limited", "concurrent_runs"),
+            reset_at=getattr(exc, "reset_at", None),
+            upgrade_url=getattr(exc, "upgrade_url", None) or _upgrade_url(),
+        ) from exc
+
+
+def quota_release_quietly(*, reservation) -> None:
+    if reservation is None:
+        return
+    from billing.quotas import quota_release
+
+    try:
+        quota_release(reservation=reservation)
+    except Exception:  # a failed release must not hide the original error; the reservation has a TTL
+        logger.exception("quota_release failed")
+
+
+def quota_settle_quietly(*, reservation, used_tokens: int) -> None:
+    if reservation is None:
+        return
+    from billing.quotas import quota_settle
+
+    try:
+        quota_settle(reservation=reservation, used_tokens=used_tokens)
+    except Exception:  # the answer is saved either way; the reservation has a TTL
+        logger.exception("quota_settle failed")
+
+
+def _ad_request(*, owner: Owner, user, conversation_id: str, turns: list[dict], entitlements, ads_dismissed: bool):
+    if not getattr(entitlements, "ads_enabled", False) or ads_dismissed:
+        return None
+    try:
+        from ads.services import AdRequest
+    except ImportError:
+        return None
+    user_turns = [t["content"] for t in turns if t["role"] == "user"][-CONTEXT_TURNS_FOR_ADS:]
+    return AdRequest(
+        conversation_id=conversation_id,
+        user_id=owner.user_id,
+        session_key=owner.session_key or f"user:{owner.user_id}",
+        context_text="\n".join(reversed(user_turns)),  # latest message first
+        is_adult=getattr(user, "is_adult", None) if owner.user_id else None,
+        ads_enabled=True,
+        ads_dismissed=ads_dismissed,
+    )
+
+
+# --- run lifecycle -------------------------------------------------------------------
+
+
+def _history_turns(messages) -> list[dict]:
+    turns = []
+    for message in messages:
+        if message.role == Message.Role.USER:
+            turns.append({"role": "user", "content": message.content})
+        elif message.role == Message.Role.ASSISTANT and message.content and message.status != Message.Status.ERROR:
+            turns.append({"role": "assistant", "content": message.content})
+    return turns
+
+
+def _tier_info(tier: ModelTier) -> TierInfo:
+    return TierInfo(
+        slug=tier.slug,
+        display_name=tier.display_name,
+        served_by=tier.served_by_label,
+        endpoint=endpoint_for_tier(tier),
+        context_length=tier.context_length,
+        max_output_tokens=tier.max_output_tokens,
+        sampling=dict(tier.sampling or {}),
+    )
+
+
+def run_begin(
+    *,
+    owner: Owner,
+    user,
+    action: str,
+    client_id: str,
+    conversation_id: str | None,
+    tier_slug: str,
+    content: str = "",
+    message_id: str | None = None,
+    run_owner: str,
+) -> RunSpec:
+    """Check, reserve quota, and insert the messages and the run in one transaction.
+
+    action: "send" (new user message), "regenerate" (redo an assistant message), "edit"
+    (replace a user message; later turns are dropped). Raises RunRejected with the
+    protocol's code; nothing is written then.
+    """
+    if not owner.is_known:
+        raise RunRejected("session_required", "Your session has expired. Reload the page to keep chatting.")
+    tier = ModelTier.objects.filter(slug=tier_slug, is_active=True).first()
+    if tier is None:
+        raise RunRejected("not_found", f"There is no model tier called {tier_slug!r}.")
+    entitlements = entitlements_for_owner(user=user)
+    if tier.slug not in entitlements.tier_slugs:
+        raise RunRejected(
+            "tier_locked",
+            f"{tier.display_name} is not included in your plan ({entitlements.plan_name}).",
+            upgrade_url=_upgrade_url(tier.slug),
+        )
+
+    conversation: Conversation | None = None
+    history: list[Message] = []
+    drop_from: Message | None = None
+    parent: Message | None = None
+    if conversation_id is not None:
+        conversation = conversation_get_for_owner(owner=owner, conversation_id=conversation_id)
+        if conversation is None:
+            raise RunRejected("not_found", "That conversation does not exist.")
+        if conversation.runs.filter(status=GenerationRun.Status.RUNNING).exists():
+            raise RunRejected(
+                "conversation_busy", "An answer is still being written in this conversation.", retryable=True
+            )
+        history = list(conversation.messages.order_by("created_at"))
+    elif action != "send":
+        raise RunRejected("not_found", "That conversation does not exist.")
+
+    if action in ("regenerate", "edit"):
+        target_pk = parse_uuid(message_id)
+        target = next((m for m in history if m.pk == target_pk), None)
+        wanted_role = Message.Role.ASSISTANT if action == "regenerate" else Message.Role.USER
+        if target is None or target.role != wanted_role:
+            raise RunRejected("not_found", "That message does not exist in this conversation.")
+        position = history.index(target)
+        if action == "regenerate":
+            # Redo the answer to the same user message: drop it and everything after it.
+            parent = target.parent or next(
+                (m for m in reversed(history[:position]) if m.role == Message.Role.USER), None
+            )
+            if parent is None:
+                raise RunRejected("not_found", "That answer has no question to answer again.")
+            drop_from = target
+            kept = history[:position]
+        else:
+            drop_from = target
+            kept = history[:position]
+        history = kept
+
+    turns = _history_turns(history)
+    if action in ("send", "edit"):
+        turns.append({"role": "user", "content": content})
+    custom = conversation.custom_instructions if conversation else (getattr(user, "custom_instructions", "") or "")
+    system = system_prompt(custom_instructions=custom)
+    context_length = min(tier.context_length, entitlements.max_context)
+    try:
+        messages, max_tokens = fit_messages(
+            system=system, turns=turns, context_length=context_length, max_output_tokens=tier.max_output_tokens
+        )
+    except PromptTooLong as exc:
+        raise RunRejected("too_large", exc.message) from exc
+    exact_fit_needed = len(messages) - 1 < len(turns) and tier.tokenizer != ModelTier.Tokenizer.ESTIMATE
+
+    reservation = _quota_reserve(
+        owner=owner, entitlements=entitlements, tokens=estimate_messages(messages) + max_tokens
+    )
+    try:
+        with transaction.atomic():
+            now = timezone.now()
+            if conversation is None:
+                conversation = Conversation.objects.create(
+                    user_id=owner.user_id,
+                    session_key="" if owner.user_id else owner.session_key,
+                    tier=tier,
+                    custom_instructions=custom,
+                )
+                title_needed = True
+            else:
+                title_needed = not conversation.title and not conversation.title_is_custom
+                Conversation.objects.filter(pk=conversation.pk).update(tier=tier, updated_at=now)
+            if drop_from is not None:
+                conversation.messages.filter(created_at__gte=drop_from.created_at).exclude(
+                    pk=parent.pk if parent else None
+                ).delete()
+            user_message = None
+            if action in ("send", "edit"):
+                user_message = Message(
+                    conversation=conversation, role=Message.Role.USER, content=content, tier=tier, created_at=now
+                )
+                parent = user_message
+            assistant_message = Message(
+                conversation=conversation,
+                role=Message.Role.ASSISTANT,
+                status=Message.Status.STREAMING,
+                tier=tier,
+                parent=parent,
+                created_at=now + timedelta(microseconds=1),
+            )
+            Message.objects.bulk_create([m for m in (user_message, assistant_message) if m is not None])
+            run = GenerationRun.objects.create(
+                conversation=conversation,
+                user_message=parent,
+                assistant_message=assistant_message,
+                tier=tier,
+                client_id=client_id[:64],
+                owner=run_owner,
+                heartbeat_at=now,
+            )
+    except Exception:
+        quota_release_quietly(reservation=reservation)
+        raise
+
+    return RunSpec(
+        run_id=str(run.pk),
+        conversation_id=str(conversation.pk),
+        user_message_id=str(parent.pk) if parent else None,
+        assistant_message_id=str(assistant_message.pk),
+        client_id=client_id,
+        owner=owner,
+        tier=_tier_info(tier),
+        system=system,
+        context_length=context_length,
+        turns=turns,
+        messages=messages,
+        max_tokens=max_tokens,
+        exact_fit_needed=exact_fit_needed,
+        title_needed=title_needed,
+        reservation=reservation,
+        ad_request=_ad_request(
+            owner=owner,
+            user=user,
+            conversation_id=str(conversation.pk),
+            turns=turns,
+            entitlements=entitlements,
+            ads_dismissed=conversation.ads_dismissed,
+        ),
+    )
+
+
+def run_heartbeat(*, run_id: str, assistant_message_id: str, text: str | None, seq: int) -> None:
+    """Crash-safety snapshot: the partial text and the owner's heartbeat."""
+    now = timezone.now()
+    GenerationRun.objects.filter(pk=run_id, status=GenerationRun.Status.RUNNING).update(heartbeat_at=now, last_seq=seq)
+    if text is not None:
+        Message.objects.filter(pk=assistant_message_id, status=Message.Status.STREAMING).update(
+            content=text, updated_at=now
+        )
+
+
+def run_mark_first_token(*, run_id: str) -> None:
+    GenerationRun.objects.filter(pk=run_id, first_token_at__isnull=True).update(first_token_at=timezone.now())
+
+
+def run_finish(
+    *,
+    run_id: str,
+    assistant_message_id: str,
+    conversation_id: str,
+    status: str,
+    text: str,
+    seq: int,
+    finish_reason: str = "",
+    prompt_tokens: int = 0,
+    completion_tokens: int = 0,
+    usage_counted: bool = False,
+    error_code: str = "",
+    error_message: str = "",
+    first_token_at: datetime | None = None,
+) -> bool:
+    """Write the final message once. Returns False when the run was already finished
+    (e.g. marked interrupted by the reaper), and then changes nothing."""
+    now = timezone.now()
+    with transaction.atomic():
+        updated = GenerationRun.objects.filter(pk=run_id, status=GenerationRun.Status.RUNNING).update(
+            status=status,
+            last_seq=seq,
+            heartbeat_at=now,
+            finished_at=now,
+            first_token_at=first_token_at,
+            error_code=error_code,
+            error_message=error_message[:500],
+        )
+        if not updated:
+            return False
+        Message.objects.filter(pk=assistant_message_id).update(
+            content=text,
+            status=status,
+            finish_reason=finish_reason[:32],
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            usage_counted=usage_counted,
+            error_code=error_code,
+            updated_at=now,
+        )
+        Conversation.objects.filter(pk=conversation_id).update(updated_at=now)
+    return True
+
+
+def runs_reap_orphans(*, stale_after: timedelta | None = None) -> list[str]:
+    """Mark runs whose owner stopped sending heartbeats as interrupted, keeping the partial
+    text of their last snapshot. Returns the ids of the runs marked."""
+    stale_after = stale_after or timedelta(seconds=getattr(settings, "ASSISTANT_RUN_STALE_S", 30))
+    cutoff = timezone.now() - stale_after
+    reaped = []
+    for run in GenerationRun.objects.filter(status=GenerationRun.Status.RUNNING, heartbeat_at__lt=cutoff):
+        with transaction.atomic():
+            updated = GenerationRun.objects.filter(
+                pk=run.pk, status=GenerationRun.Status.RUNNING, heartbeat_at__lt=cutoff
+            ).update(
+                status=GenerationRun.Status.INTERRUPTED,
+                finished_at=timezone.now(),
+                error_code="interrupted",
+                error_message="The server writing this answer stopped.",
+            )
+            if not updated:
+                continue
+            Message.objects.filter(pk=run.assistant_message_id).update(
+                status=Message.Status.INTERRUPTED, error_code="interrupted", updated_at=timezone.now()
+            )
+        reaped.append(str(run.pk))
+    return reaped
+
+
+# --- conversations (HTTP side also uses these) --------------------------------------------
+
+
+def conversation_rename(*, conversation: Conversation, title: str) -> Conversation:
+    conversation.title = title.strip()[:200]
+    conversation.title_is_custom = bool(conversation.title)
+    conversation.save(update_fields=["title", "title_is_custom", "updated_at"])
+    return conversation
+
+
+def conversation_title_set_auto(*, conversation_id: str, title: str) -> bool:
+    """Set a generated title unless someone already titled the conversation (idempotent)."""
+    title = title.strip()[:200]
+    if not title:
+        return False
+    return bool(
+        Conversation.objects.filter(pk=conversation_id, title="", title_is_custom=False).update(title=title)
+    )
+
+
+def conversation_delete(*, conversation: Conversation) -> None:
+    conversation.delete()
+
+
+def conversation_share(*, conversation: Conversation) -> str:
+    if not conversation.share_token:
+        conversation.share_token = secrets.token_urlsafe(24)
+        conversation.save(update_fields=["share_token", "updated_at"])
+    return conversation.share_token
+
+
+def conversation_unshare(*, conversation: Conversation) -> None:
+    conversation.share_token = None
+    conversation.save(update_fields=["share_token", "updated_at"])
+
+
+def conversation_ads_dismiss(*, conversation: Conversation) -> None:
+    Conversation.objects.filter(pk=conversation.pk).update(ads_dismissed=True)
+    conversation.ads_dismissed = True
+
+
+def message_feedback_set(*, message: Message, feedback: str, comment: str = "") -> Message:
+    if message.role != Message.Role.ASSISTANT:
+        raise ValueError("Only answers take feedback.")
+    if feedback not in Message.Feedback.values:
+        raise ValueError(f"Unknown feedback {feedback!r}.")
+    message.feedback = feedback
+    message.feedback_comment = comment.strip()[:500]
+    message.save(update_fields=["feedback", "feedback_comment", "updated_at"])
+    return message
+
+
+def conversations_claim_for_user(*, session_key: str, user) -> int:
+    """Move a guest session's conversations to the user who just signed up or logged in."""
+    if not session_key or user is None or not user.pk:
+        return 0
+    return Conversation.objects.filter(user__isnull=True, session_key=session_key).update(
+        user=user, session_key="", updated_at=F("updated_at")
+    )
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())

@@ -1,0 +1,42 @@
+"""Guests keep their conversations when they sign up or log in.
+
+Django rotates the session key on login (and allauth logs a new account in), so the
+guest's original key is kept inside the session data under GUEST_KEY (the chat socket
+writes it once, when a guest connects); session data survives the rotation.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from allauth.account.signals import user_logged_in, user_signed_up
+from django.dispatch import receiver
+
+from assistant.services import conversations_claim_for_user
+
+logger = logging.getLogger(__name__)
+GUEST_KEY = "lhama_guest_session_key"
+
+
+def _claim(request, user) -> None:
+    session = getattr(request, "session", None)
+    if session is None or user is None:
+        return
+    keys = {session.get(GUEST_KEY, "")}
+    if session.session_key:
+        keys.add(session.session_key)  # a login that did not rotate the key
+    moved = sum(conversations_claim_for_user(session_key=key, user=user) for key in keys if key)
+    if GUEST_KEY in session:
+        del session[GUEST_KEY]
+    if moved:
+        logger.info("moved %d guest conversation(s) to user %s", moved, user.pk)
+
+
+@receiver(user_logged_in, dispatch_uid="assistant_claim_on_login")
+def claim_on_login(sender, request, user, **kwargs) -> None:
+    _claim(request, user)
+
+
+@receiver(user_signed_up, dispatch_uid="assistant_claim_on_signup")
+def claim_on_signup(sender, request, user, **kwargs) -> None:
+    _claim(request, user)
