@@ -103,6 +103,10 @@ class Subscription(models.Model):
     state_as_of = models.DateTimeField(null=True, blank=True)
     snapshot_as_of = models.DateTimeField(null=True, blank=True)
     snapshot_rank = models.PositiveSmallIntegerField(default=0)
+    # Grace period bookkeeping, order-independent: the newest time the subscription was
+    # seen in good standing, and the Unix times it was seen overdue since then.
+    last_good_at = models.DateTimeField(null=True, blank=True)
+    overdue_times = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

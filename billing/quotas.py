@@ -57,6 +57,10 @@ class QuotaUsageToday:
     reset_at: datetime
 
     @property
+    def tokens_counted(self) -> int:
+        return self.tokens_used + self.tokens_reserved
+
+    @property
     def tokens_left(self) -> int:
         return max(0, self.daily_tokens - self.tokens_used - self.tokens_reserved)
 

@@ -1,2 +1,13 @@
+from django.urls import path
+
+from billing import views
+
 app_name = "billing"
-urlpatterns: list = []
+urlpatterns = [
+    path("pricing", views.pricing, name="pricing"),
+    path("subscribe/<slug:slug>", views.subscribe, name="subscribe"),
+    path("success", views.success, name="success"),
+    path("success/status", views.success_status, name="success_status"),
+    path("portal", views.portal, name="portal"),
+    path("stripe/webhook", views.stripe_webhook, name="stripe_webhook"),
+]

@@ -11,8 +11,9 @@ event at least as new as the one that set it (same second: the status further al
 the lifecycle wins: incomplete < trialing < active < past_due < unpaid < canceled),
 and `canceled` is final. The plan, period end and cancel flag come only from
 subscription snapshots (customer.subscription.* events, or a re-fetch) and are ordered
-the same way. The grace period of a past-due subscription starts at the failing
-invoice's own `created` time, so it does not depend on which event came first.
+the same way. The grace period of a past-due subscription starts at the first time it
+was seen overdue after it was last seen in good standing (see `_observe`), which does
+not depend on which event came first either.
 """
 
 from __future__ import annotations
@@ -160,19 +161,33 @@ def _status_apply(sub: Subscription, *, status: str, at: datetime) -> bool:
         return False
     if sub.state_as_of is not None and (at, STATUS_RANK[status]) < (sub.state_as_of, STATUS_RANK[sub.status]):
         return False
-    if status not in OVERDUE_STATUSES:
-        sub.grace_period_end = None
     sub.status = status
     sub.state_as_of = at
     return True
 
 
-def _grace_consider(sub: Subscription, *, status: str, started_at: datetime) -> None:
-    """While overdue, the grace period ends GRACE_DAYS after the earliest known failure."""
-    if status in OVERDUE_STATUSES and sub.status in OVERDUE_STATUSES:
-        candidate = started_at + timedelta(days=settings.BILLING_GRACE_DAYS)
-        if sub.grace_period_end is None or candidate < sub.grace_period_end:
-            sub.grace_period_end = candidate
+def _observe(sub: Subscription, *, status: str, at: datetime) -> bool:
+    """Record that Stripe saw the subscription in `status` at `at`; returns whether the status changed to it.
+
+    The grace period starts at the earliest time the subscription was seen overdue
+    after it was last seen in good standing; both are kept whatever order the
+    events arrive in, so the grace period is the same for any delivery order.
+    """
+    applied = _status_apply(sub, status=status, at=at)
+    stamp = int(at.timestamp())
+    times = set(sub.overdue_times or [])
+    if status in OVERDUE_STATUSES:
+        times.add(stamp)
+    elif status not in FINAL_STATUSES and (sub.last_good_at is None or at > sub.last_good_at):
+        sub.last_good_at = at
+    # Same second: overdue wins, as it does for the status (STATUS_RANK).
+    floor = int(sub.last_good_at.timestamp()) if sub.last_good_at else 0
+    sub.overdue_times = sorted(t for t in times if t >= floor)
+    if sub.status in OVERDUE_STATUSES and sub.overdue_times:
+        sub.grace_period_end = _ts(sub.overdue_times[0]) + timedelta(days=settings.BILLING_GRACE_DAYS)
+    else:
+        sub.grace_period_end = None
+    return applied
 
 
 def subscription_snapshot_apply(*, data: dict, at: datetime) -> str:
@@ -198,8 +213,7 @@ def subscription_snapshot_apply(*, data: dict, at: datetime) -> str:
         sub.canceled_at = _ts(data.get("canceled_at"))
         sub.snapshot_as_of = at
         sub.snapshot_rank = rank
-    applied = _status_apply(sub, status=status, at=at)
-    _grace_consider(sub, status=status, started_at=at)
+    applied = _observe(sub, status=status, at=at)
     sub.save()
     return f"subscription {sub.stripe_subscription_id}: {sub.status}" + ("" if applied else " (older event, status kept)")
 
@@ -227,12 +241,11 @@ def _handle_invoice_event(*, event: dict) -> str:
     if event["type"] == "invoice.paid":
         if not invoice.get("amount_paid"):
             return "ignored: nothing was paid (trial or free invoice)"
-        applied = _status_apply(sub, status=Status.ACTIVE, at=at)
+        applied = _observe(sub, status=Status.ACTIVE, at=at)
     else:  # invoice.payment_failed
         if invoice.get("billing_reason") == "subscription_create":
             return "ignored: first payment failed (the subscription stays incomplete)"
-        applied = _status_apply(sub, status=Status.PAST_DUE, at=at)
-        _grace_consider(sub, status=Status.PAST_DUE, started_at=_ts(invoice.get("created")) or at)
+        applied = _observe(sub, status=Status.PAST_DUE, at=at)
     sub.save()
     return f"subscription {subscription_id}: {sub.status}" + ("" if applied else " (older event, status kept)")
 

@@ -5,6 +5,8 @@ the in-process channel layer, a filesystem Celery broker, the local llama.cpp se
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import environ
@@ -117,6 +119,10 @@ else:
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 20,
             },
+            # Tests use a file too (one per test process), not the shared-cache in-memory
+            # database, whose table locks fail at once instead of waiting: concurrency
+            # tests must see the WAL + busy-timeout behaviour that production has.
+            "TEST": {"NAME": str(Path(tempfile.gettempdir()) / f"lhama-test-{os.getpid()}.sqlite3")},
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -1,0 +1,52 @@
+"""Template helpers for billing: money in micros, limits in plain words, the account plan box."""
+
+from __future__ import annotations
+
+from django import template
+from django.contrib.humanize.templatetags.humanize import intcomma
+
+from billing.entitlements import Entitlements
+from billing.models import Plan
+from billing.selectors import AccountPlan, account_plan
+
+register = template.Library()
+
+
+@register.filter
+def usd(micros: int | None) -> str:
+    """1_500_000 -> "$1.50"."""
+    micros = int(micros or 0)
+    sign = "-" if micros < 0 else ""
+    cents = round(abs(micros) / 10_000)
+    return f"{sign}${intcomma(cents // 100)}.{cents % 100:02d}"
+
+
+def _k(tokens: int) -> str:
+    return f"{tokens // 1000}K" if tokens >= 1000 and tokens % 1000 == 0 else intcomma(tokens)
+
+
+@register.filter
+def limits_in_words(source: Plan | Entitlements) -> list[str]:
+    """The limits of a plan as short sentences for people, not engineers."""
+    if isinstance(source, Plan):
+        tiers = [tier.display_name for tier in source.tiers.all()]
+    else:
+        from assistant.models import ModelTier
+
+        tiers = list(ModelTier.objects.filter(slug__in=source.tier_slugs).values_list("display_name", flat=True))
+    words = int(source.daily_tokens * 0.75)
+    runs = source.concurrent_runs
+    lines = [
+        "Models: " + (", ".join(tiers) if tiers else "none"),
+        f"{intcomma(source.daily_tokens)} tokens a day (about {intcomma(words)} words), reset at midnight UTC",
+        f"Up to {source.requests_per_minute} messages a minute",
+        f"{runs} answer{'s' if runs != 1 else ''} at a time",
+        f"Conversations up to {_k(source.max_context)} tokens of context",
+        "Sponsored suggestions beside some answers" if source.ads_enabled else "No ads",
+    ]
+    return lines
+
+
+@register.simple_tag
+def account_plan_for(user) -> AccountPlan:
+    return account_plan(user=user)

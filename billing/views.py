@@ -1,0 +1,126 @@
+"""Billing pages: pricing, subscribe, success (waits for the webhook), portal, webhook."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+
+import stripe
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from billing import selectors, services
+from billing.entitlements import entitlements_for
+from billing.models import Plan
+from billing.stripe_api import stripe_configured
+from billing.webhooks import WebhookNotConfigured, stripe_event_record, stripe_event_verify
+
+logger = logging.getLogger(__name__)
+REQUEST_TOKEN = re.compile(r"^[0-9a-f]{32}$")
+SESSION_ID = re.compile(r"^[A-Za-z0-9_]{1,255}$")
+
+
+@require_GET
+def pricing(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "billing/pricing.html",
+        {
+            "plans": selectors.plans_for_pricing(),
+            "current": entitlements_for(user=request.user),
+            "billing_configured": stripe_configured(),
+            "request_token": uuid.uuid4().hex,
+        },
+    )
+
+
+@login_required
+@require_POST
+def subscribe(request: HttpRequest, slug: str) -> HttpResponse:
+    plan = get_object_or_404(Plan, slug=slug, is_active=True)
+    interval = request.POST.get("interval", "")
+    token = request.POST.get("request_token", "")
+    if not REQUEST_TOKEN.match(token):
+        return HttpResponseBadRequest("The form is missing its request token: reload the pricing page.")
+    try:
+        url = services.subscription_checkout_create(user=request.user, plan=plan, interval=interval, request_token=token)
+    except services.BillingNotConfigured as exc:
+        messages.error(request, exc.message)
+        return redirect("billing:pricing")
+    except (services.PlanNotForSale, services.PriceNotFound) as exc:
+        messages.error(request, str(exc))
+        return redirect("billing:pricing")
+    except stripe.StripeError:
+        logger.exception("creating a Checkout Session failed")
+        messages.error(request, "Stripe could not start the checkout just now. Nothing was charged; please try again.")
+        return redirect("billing:pricing")
+    return redirect(url)
+
+
+@login_required
+@require_GET
+def success(request: HttpRequest) -> HttpResponse:
+    session_id = request.GET.get("session_id", "")
+    if not SESSION_ID.match(session_id):
+        return HttpResponseBadRequest("Unknown checkout session.")
+    return render(
+        request,
+        "billing/success.html",
+        {"session_id": session_id, "subscription": selectors.checkout_confirmed(user=request.user, session_id=session_id)},
+    )
+
+
+@login_required
+@require_GET
+def success_status(request: HttpRequest) -> HttpResponse:
+    """Polled by the success page until the webhook has confirmed the subscription."""
+    session_id = request.GET.get("session_id", "")
+    if not SESSION_ID.match(session_id):
+        return HttpResponseBadRequest("Unknown checkout session.")
+    return render(
+        request,
+        "billing/success.html#checkout_status",
+        {"session_id": session_id, "subscription": selectors.checkout_confirmed(user=request.user, session_id=session_id)},
+    )
+
+
+@login_required
+@require_POST
+def portal(request: HttpRequest) -> HttpResponse:
+    # Always the signed-in user's own customer: no customer id is ever taken from the request.
+    try:
+        url = services.portal_session_create(user=request.user)
+    except services.BillingNotConfigured as exc:
+        messages.error(request, exc.message)
+        return redirect("accounts:profile")
+    except services.PlanNotForSale as exc:
+        messages.error(request, str(exc))
+        return redirect("accounts:profile")
+    except stripe.StripeError:
+        logger.exception("creating a Customer Portal session failed")
+        messages.error(request, "Stripe could not open the billing portal just now; please try again.")
+        return redirect("accounts:profile")
+    return redirect(url)
+
+
+@csrf_exempt
+@require_POST
+def stripe_webhook(request: HttpRequest) -> HttpResponse:
+    try:
+        event = stripe_event_verify(payload=request.body, signature=request.headers.get("Stripe-Signature", ""))
+    except WebhookNotConfigured:
+        logger.error("a Stripe webhook arrived but STRIPE_WEBHOOK_SECRET is not set")
+        return HttpResponse("Webhooks are not configured.", status=503, content_type="text/plain")
+    except stripe.SignatureVerificationError:
+        return HttpResponse("Bad signature.", status=400, content_type="text/plain")
+    except ValueError:
+        return HttpResponse("Bad payload.", status=400, content_type="text/plain")
+    if not isinstance(event, dict) or not {"id", "type", "created", "data"} <= event.keys():
+        return HttpResponse("Bad payload.", status=400, content_type="text/plain")
+    _row, created = stripe_event_record(event=event)
+    return HttpResponse("ok" if created else "duplicate", content_type="text/plain")
