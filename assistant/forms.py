@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from django import forms
 
-from assistant.conversations import TITLE_MAX_LENGTH
 from assistant.models import Message
+
+TITLE_MAX_LENGTH = 200  # Conversation.title max_length
 
 
 class RenameForm(forms.Form):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -20,32 +19,32 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from assistant import conversations as conv
+from assistant import selectors, services
 from assistant.forms import FeedbackForm, RenameForm, SearchForm
 from assistant.markdown import render_markdown
 from assistant.models import Conversation, ModelTier
 
 CHAT_TEMPLATE = "assistant/chat.html"
+LIST_LIMIT = 100
 
 
 # ---------------------------------------------------------------- request helpers
 
 
-def owner_for(request: HttpRequest, *, create_session: bool = False) -> conv.Owner:
+def owner_for(request: HttpRequest, *, create_session: bool = False) -> selectors.Owner:
     """The requester as an owner. Guests need a session (the socket finds them by it)."""
-    if request.user.is_authenticated:
-        return conv.Owner(user=request.user, session_key=request.session.session_key or "")
-    if create_session and not request.session.session_key:
+    if create_session and not request.user.is_authenticated and not request.session.session_key:
         # An untouched session is never sent as a cookie: mark it so the socket gets one.
         request.session["guest"] = True
         request.session.save()
-    return conv.Owner(user=None, session_key=request.session.session_key or "")
+    return selectors.owner_for(user=request.user, session_key=request.session.session_key)
 
 
 def owned_conversation(request: HttpRequest, conversation_id) -> Conversation:
-    try:
-        return conv.conversation_get_owned(owner=owner_for(request), conversation_id=conversation_id)
-    except conv.NotOwned:
-        raise Http404("No such conversation.") from None
+    conversation = selectors.conversation_get_for_owner(owner=owner_for(request), conversation_id=conversation_id)
+    if conversation is None:
+        raise Http404("No such conversation.")
+    return conversation
 
 
 def is_htmx(request: HttpRequest) -> bool:
@@ -86,7 +85,7 @@ def _plan_unlocking(tier_slug: str):
 
 def tier_options(request: HttpRequest, *, current: ModelTier | None) -> list[TierOption]:
     entitlements = _entitlements(request)
-    tiers = list(ModelTier.objects.filter(is_active=True).order_by("sort_order", "slug"))
+    tiers = list(selectors.tiers_active())
     allowed = [t.slug for t in tiers if t.slug in entitlements.tier_slugs]
     wanted = current.slug if current is not None and current.slug in allowed else (allowed[0] if allowed else "")
     options = []
@@ -116,10 +115,6 @@ def with_html(messages: list) -> list:
     return messages
 
 
-def max_message_chars() -> int:
-    return int(getattr(settings, "CHAT_MAX_MESSAGE_CHARS", 8000))
-
-
 # ---------------------------------------------------------------- pages
 
 
@@ -137,13 +132,13 @@ def home(request: HttpRequest, conversation_id=None) -> HttpResponse:
     context = {
         "conversation": conversation,
         "thread": thread,
-        "conversations": conv.conversation_list(owner=owner, query=query),
+        "conversations": selectors.conversations_for_owner(owner=owner, query=query)[:LIST_LIMIT],
         "query": query,
         "active_id": str(conversation.pk) if conversation else "",
         "tiers": tiers,
         "locked_tiers": [t for t in tiers if not t.unlocked],
-        "is_guest": owner.is_guest,
-        "max_message_chars": max_message_chars(),
+        "is_guest": not request.user.is_authenticated,
+        "max_message_chars": services.max_message_chars(),
         "zero_id": "00000000-0000-0000-0000-000000000000",
     }
     return render(request, CHAT_TEMPLATE, context)
@@ -154,7 +149,7 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
     search = SearchForm(request.GET)
     query = search.cleaned_data["q"] if search.is_valid() else ""
     active = request.GET.get("active", "")
-    items = conv.conversation_list(owner=owner_for(request), query=query)
+    items = selectors.conversations_for_owner(owner=owner_for(request), query=query)[:LIST_LIMIT]
     return render(
         request,
         f"{CHAT_TEMPLATE}#conversation_list",
@@ -183,7 +178,7 @@ def conversation_rename(request: HttpRequest, conversation_id) -> HttpResponse:
     form = RenameForm(request.POST)
     if not form.is_valid():
         return render(request, f"{CHAT_TEMPLATE}#rename_form", {"c": conversation, "form": form}, status=400)
-    conv.conversation_rename(conversation=conversation, title=form.cleaned_data["title"])
+    services.conversation_rename(conversation=conversation, title=form.cleaned_data["title"])
     if is_htmx(request):
         return render(
             request,
@@ -197,7 +192,7 @@ def conversation_rename(request: HttpRequest, conversation_id) -> HttpResponse:
 def conversation_delete(request: HttpRequest, conversation_id) -> HttpResponse:
     conversation = owned_conversation(request, conversation_id)
     was_active = request.POST.get("active", "") == str(conversation.pk)
-    conv.conversation_delete(conversation=conversation)
+    services.conversation_delete(conversation=conversation)
     if is_htmx(request):
         response = HttpResponse("")
         if was_active:
@@ -209,14 +204,14 @@ def conversation_delete(request: HttpRequest, conversation_id) -> HttpResponse:
 @require_POST
 def conversation_share(request: HttpRequest, conversation_id) -> HttpResponse:
     conversation = owned_conversation(request, conversation_id)
-    conv.conversation_share_create(conversation=conversation)
+    services.conversation_share(conversation=conversation)
     return _share_panel(request, conversation)
 
 
 @require_POST
 def conversation_share_revoke(request: HttpRequest, conversation_id) -> HttpResponse:
     conversation = owned_conversation(request, conversation_id)
-    conv.conversation_share_revoke(conversation=conversation)
+    services.conversation_unshare(conversation=conversation)
     return _share_panel(request, conversation)
 
 
@@ -244,15 +239,14 @@ def conversation_export(request: HttpRequest, conversation_id, fmt: str) -> Http
 
 @require_POST
 def message_feedback(request: HttpRequest, message_id) -> JsonResponse:
-    try:
-        message = conv.message_get_owned(owner=owner_for(request), message_id=message_id)
-    except conv.NotOwned:
-        raise Http404("No such message.") from None
+    message = conv.message_get_for_owner(owner=owner_for(request), message_id=message_id)
+    if message is None:
+        raise Http404("No such message.")
     form = FeedbackForm(request.POST)
     if not form.is_valid():
         return JsonResponse({"error": "Feedback must be up, down or empty."}, status=400)
     try:
-        conv.message_feedback_set(message=message, value=form.cleaned_data["value"])
+        services.message_feedback_set(message=message, feedback=form.cleaned_data["value"])
     except ValueError as exc:
         return JsonResponse({"error": str(exc)}, status=400)
     return JsonResponse({"id": str(message.pk), "feedback": message.feedback})
@@ -260,10 +254,9 @@ def message_feedback(request: HttpRequest, message_id) -> JsonResponse:
 
 @require_GET
 def shared(request: HttpRequest, token: str) -> HttpResponse:
-    try:
-        conversation = conv.shared_conversation_get(token=token)
-    except conv.NotOwned:
-        raise Http404("This link was revoked or never existed.") from None
+    conversation = selectors.conversation_get_shared(share_token=token)
+    if conversation is None:
+        raise Http404("This link was revoked or never existed.")
     response = render(
         request,
         "assistant/shared.html",

@@ -492,8 +492,10 @@ function init(root) {
       if (!v.announceTimer) v.announceTimer = setInterval(() => announceProgress(v, null), ANNOUNCE_EVERY_MS);
       scheduleRender(v);
       saveRun();
-    } else if (msg.status === "error") {
-      failView(v, { message: "This answer ended with an error.", retryable: true });
+    } else if (msg.status === "error" || msg.status === "interrupted") {
+      // The error frame that follows says what happened; show the text kept so far meanwhile.
+      v.status = "streaming";
+      scheduleRender(v);
     } else {
       v.announced = v.text.length;
       finishView(v, msg.status);
@@ -507,6 +509,7 @@ function init(root) {
       v.messageId = msg.message_id;
       v.el.dataset.messageId = msg.message_id;
     }
+    if (v.status === "complete" || v.status === "stopped") return; // a resync already ended it
     finishView(v, msg.status || "complete");
     if (!document.querySelector(`[data-conversation-id="${v.conversationId}"] .conv-title`)?.dataset.hasTitle) {
       pollTitle(v.conversationId);
@@ -544,6 +547,7 @@ function init(root) {
     if (!id || !urls.title) return;
     const delays = [1500, 4000, 10000];
     const tryOnce = async (i) => {
+      if (document.querySelector(`[data-conversation-id="${CSS.escape(id)}"] .conv-title`)?.dataset.hasTitle) return;
       const resp = await fetch(urlFor(urls.title, id), { credentials: "same-origin" }).catch(() => null);
       const data = resp && resp.ok ? await resp.json().catch(() => null) : null;
       if (data && data.title) onTitle(id, data.title);
