@@ -60,7 +60,7 @@ run: demo
 	@echo "  Lhama is starting on http://$(HOST):$(PORT)/  (admin: http://$(HOST):$(PORT)/admin/)"
 	@echo "  Ctrl-C stops everything."
 	@echo
-	HOST=$(HOST) PORT=$(PORT) $(VENV)/bin/honcho -f platform/Procfile.embedded -d . start
+	LHAMA_HOST=$(HOST) LHAMA_PORT=$(PORT) $(VENV)/bin/honcho -f platform/Procfile.embedded -d . start
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -44,6 +44,7 @@ def server_argv(*, host: str, port: int, alias: str, n_ctx: int, threads: int | 
         "--host", host,
         "--port", str(port),
         "--n_ctx", str(n_ctx),
+        "--verbose", os.environ.get("LLM_EMBEDDED_VERBOSE", "False"),
     ]
     if threads:
         argv += ["--n_threads", str(threads)]
