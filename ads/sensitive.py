@@ -76,6 +76,8 @@ TERMS: dict[str, list[str]] = {
         r"medical",
         r"sick",
         r"fever",
+        r"chest pains?",
+        r"numbness",
         r"nause\w*",
         r"vomit\w*",
     ],
@@ -171,6 +173,10 @@ TERMS: dict[str, list[str]] = {
         r"buddhis\w*",
         r"sikh\w*",
         r"atheis\w*",
+        r"a sin",
+        r"sins",
+        r"sinful",
+        r"(sunday|catholic|skip|go to) mass",
         r"pray(er|ers|ing)?",
         r"faith",
         r"pope",
@@ -260,6 +266,8 @@ DESCRIPTIONS: dict[str, list[str]] = {
         "My doctor prescribed medication; what are the side effects and the right dose?",
         "Medical question about pain, a condition, a treatment or a diagnosis.",
         "My child has a high fever and a cough; should we go to the hospital?",
+        "Something hurts in my body: pain in my chest, back, stomach or head, numbness or dizziness.",
+        "Is this lump, bleeding or swelling something serious that needs treatment?",
     ],
     "mental_health": [
         "I feel depressed, hopeless and anxious all the time.",
@@ -289,7 +297,7 @@ DESCRIPTIONS: dict[str, list[str]] = {
         "How does collective bargaining by a labour union work?",
     ],
 }
-CLASSIFIER_THRESHOLD = 0.5
+CLASSIFIER_THRESHOLD = 0.42
 _PATTERNS = {topic: re.compile(r"\b(?:" + "|".join(terms) + r")\b", re.IGNORECASE) for topic, terms in TERMS.items()}
 _centroids: tuple[list[str], np.ndarray] | None = None
 _lock = threading.Lock()

@@ -216,12 +216,12 @@ def _record_impression(*, request: AdRequest, decision: Decision, now: datetime)
     }
 
 
-def ad_decide(*, request: AdRequest) -> dict | None:
+def ad_decide(*, request: AdRequest, now: datetime | None = None) -> dict | None:
     """The `ad` payload for this conversation, or None. Records the served
-    (unacknowledged, uncharged) impression."""
+    (unacknowledged, uncharged) impression. `now` is for simulations and tests."""
     if _gate(request):
         return None
-    now = timezone.now()
+    now = now or timezone.now()
     viewer = tracking.viewer_key(user_id=request.user_id, session_key=request.session_key)
     decision = decide(context_text=request.context_text, now=now, language=request.language, viewer=viewer)
     if decision.reason or decision.selection is None or decision.selection.winner is None:

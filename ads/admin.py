@@ -1,0 +1,313 @@
+"""Staff views of the ads app. Creatives form the review queue (approve, or reject with
+a reason the advertiser sees); raw events are read-only, kept for audit. Advertiser
+text is shown through the admin's own escaping (never mark_safe / format_html of it)."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.template.response import TemplateResponse
+
+from ads import services
+from ads.models import (
+    AdFeedback,
+    Advertiser,
+    AdvertiserMembership,
+    Campaign,
+    CampaignKeyword,
+    CampaignStatDaily,
+    CampaignStatHourly,
+    Click,
+    Creative,
+    Impression,
+)
+from billing.ledger import balance_micros
+
+
+def usd(micros: int | None, places: int = 2) -> str:
+    return "—" if micros is None else f"${micros / 1_000_000:,.{places}f}"
+
+
+class MembershipInline(admin.TabularInline):
+    model = AdvertiserMembership
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Advertiser)
+class AdvertiserAdmin(admin.ModelAdmin):
+    list_display = ["name", "paid_by", "balance", "low_balance", "is_active", "created_at"]
+    list_filter = ["is_active", ("low_balance_notified_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "paid_by", "contact_email", "members__email"]
+    readonly_fields = ["balance_account", "balance", "low_balance_notified_at", "created_at", "updated_at"]
+    inlines = [MembershipInline]
+
+    @admin.display(description="balance")
+    def balance(self, obj: Advertiser) -> str:
+        return usd(balance_micros(account_id=obj.balance_account_id))
+
+    @admin.display(description="low balance", boolean=True)
+    def low_balance(self, obj: Advertiser) -> bool:
+        return obj.low_balance_notified_at is not None
+
+    def save_model(self, request, obj, form, change) -> None:
+        if not change and not obj.balance_account_id:
+            from billing.ledger import balance_account_create
+
+            obj.balance_account = balance_account_create(name=f"Advertiser: {obj.name}"[:200])
+        super().save_model(request, obj, form, change)
+        services.ad_index.invalidate()
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields if obj else [f for f in self.readonly_fields if f != "balance_account"]
+
+
+class KeywordInline(admin.TabularInline):
+    model = CampaignKeyword
+    extra = 0
+
+
+class CreativeInline(admin.TabularInline):
+    model = Creative
+    extra = 0
+    fields = ["headline", "question", "landing_url", "review_status", "is_active"]
+    readonly_fields = ["headline", "question", "landing_url", "review_status"]
+    show_change_link = True
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Campaign)
+class CampaignAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "advertiser",
+        "status",
+        "pause_reason",
+        "bid_type",
+        "max_bid",
+        "daily_budget",
+        "spent",
+        "pacing",
+        "language",
+    ]
+    list_filter = ["status", "pause_reason", "bid_type", "pacing", "language"]
+    search_fields = ["name", "advertiser__name", "keywords__text"]
+    list_select_related = ["advertiser"]
+    readonly_fields = ["spent_micros", "spent_today_micros", "spend_day", "created_at", "updated_at"]
+    autocomplete_fields = ["advertiser"]
+    inlines = [KeywordInline, CreativeInline]
+    actions = ["pause_campaigns", "activate_campaigns"]
+
+    @admin.display(description="max bid", ordering="max_bid_micros")
+    def max_bid(self, obj: Campaign) -> str:
+        return usd(obj.max_bid_micros, 4)
+
+    @admin.display(description="daily budget", ordering="daily_budget_micros")
+    def daily_budget(self, obj: Campaign) -> str:
+        return usd(obj.daily_budget_micros)
+
+    @admin.display(description="spent", ordering="spent_micros")
+    def spent(self, obj: Campaign) -> str:
+        return f"{usd(obj.spent_micros)} of {usd(obj.lifetime_budget_micros)}"
+
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        services._embed_later(campaign_id=obj.pk)
+        services.ad_index.invalidate()
+
+    def save_related(self, request, form, formsets, change) -> None:
+        super().save_related(request, form, formsets, change)
+        services.ad_index.invalidate()
+
+    @admin.action(description="Pause the selected campaigns (staff)")
+    def pause_campaigns(self, request, queryset) -> None:
+        count = queryset.filter(status=Campaign.Status.ACTIVE).update(
+            status=Campaign.Status.PAUSED, pause_reason=Campaign.PauseReason.STAFF
+        )
+        services.ad_index.invalidate()
+        self.message_user(request, f"Paused {count} campaign(s).")
+
+    @admin.action(description="Activate the selected campaigns")
+    def activate_campaigns(self, request, queryset) -> None:
+        count = queryset.exclude(status=Campaign.Status.ENDED).update(status=Campaign.Status.ACTIVE, pause_reason="")
+        services.ad_index.invalidate()
+        self.message_user(request, f"Activated {count} campaign(s).")
+
+
+class RejectForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        max_length=500,
+        help_text="Shown to the advertiser: say what to change.",
+    )
+
+
+@admin.register(Creative)
+class CreativeAdmin(admin.ModelAdmin):
+    list_display = ["headline", "campaign", "advertiser", "review_status", "display_domain", "is_active", "created_at"]
+    list_filter = ["review_status", "is_active", "campaign__status"]
+    search_fields = ["headline", "text", "question", "landing_url", "campaign__name", "campaign__advertiser__name"]
+    list_select_related = ["campaign", "campaign__advertiser"]
+    readonly_fields = [
+        "review_status",
+        "review_reason",
+        "reviewed_by",
+        "reviewed_at",
+        "automatic_checks",
+        "impressions_count",
+        "clicks_count",
+        "created_at",
+        "updated_at",
+    ]
+    autocomplete_fields = ["campaign"]
+    actions = ["approve", "reject"]
+
+    @admin.display(description="advertiser", ordering="campaign__advertiser__name")
+    def advertiser(self, obj: Creative) -> str:
+        return obj.campaign.advertiser.name
+
+    @admin.display(description="automatic checks")
+    def automatic_checks(self, obj: Creative) -> str:
+        if obj.pk is None:
+            return "—"
+        errors = services.creative_check(**services._creative_fields(obj))
+        return "passed" if not errors else "; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items())
+
+    def save_model(self, request, obj, form, change) -> None:
+        errors = services.creative_check(**services._creative_fields(obj))
+        if errors:
+            # The form's own validation ran; the review checks are stricter (https, domain, words).
+            messages.error(request, "Saved, but the automatic checks fail: " + self.automatic_checks(obj))
+        if change and form.changed_data:
+            obj.review_status = Creative.ReviewStatus.PENDING  # edited text goes back to review
+        super().save_model(request, obj, form, change)
+        services._embed_later(creative_id=obj.pk)
+        services.ad_index.invalidate()
+
+    @admin.action(description="Approve the selected creatives")
+    def approve(self, request, queryset) -> None:
+        approved, failed = 0, []
+        for creative in queryset:
+            try:
+                services.creative_approve(creative=creative, reviewer=request.user)
+                approved += 1
+            except services.CreativeInvalid as exc:
+                failed.append(f"{creative.headline}: {exc}")
+        self.message_user(request, f"Approved {approved} creative(s).")
+        for failure in failed:
+            self.message_user(request, f"Not approved (automatic checks fail) — {failure}", level=messages.ERROR)
+
+    @admin.action(description="Reject the selected creatives (with a reason)…")
+    def reject(self, request, queryset):
+        if "apply" in request.POST:
+            form = RejectForm(request.POST)
+            if form.is_valid():
+                for creative in queryset:
+                    services.creative_reject(
+                        creative=creative, reviewer=request.user, reason=form.cleaned_data["reason"]
+                    )
+                self.message_user(request, f"Rejected {queryset.count()} creative(s).")
+                return None
+        else:
+            form = RejectForm()
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Reject creatives",
+            "form": form,
+            "creatives": queryset,
+            "opts": self.model._meta,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/ads/creative/reject.html", context)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Raw events are an audit trail: staff read them, nobody edits them here."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Impression)
+class ImpressionAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "served_at",
+        "campaign",
+        "advertiser",
+        "viewer_key",
+        "acknowledged_at",
+        "is_valid",
+        "invalid_reason",
+        "price",
+        "cost",
+    ]
+    list_filter = ["is_valid", "invalid_reason", "bid_type", ("acknowledged_at", admin.EmptyFieldListFilter)]
+    search_fields = ["id", "viewer_key", "campaign__name", "advertiser__name"]
+    list_select_related = ["campaign", "advertiser"]
+    date_hierarchy = "served_at"
+
+    @admin.display(description="second price")
+    def price(self, obj: Impression) -> str:
+        return usd(obj.price_micros, 4) + (" /click" if obj.bid_type == "cpc" else " /1000")
+
+    @admin.display(description="cost")
+    def cost(self, obj: Impression) -> str:
+        return usd(obj.cost_micros, 4)
+
+
+@admin.register(Click)
+class ClickAdmin(ReadOnlyAdmin):
+    list_display = ["id", "clicked_at", "campaign", "is_valid", "invalid_reason", "cost", "viewer_key", "user_agent"]
+    list_filter = ["is_valid", "invalid_reason"]
+    search_fields = ["id", "viewer_key", "user_agent", "campaign__name"]
+    list_select_related = ["campaign"]
+    date_hierarchy = "clicked_at"
+
+    @admin.display(description="cost")
+    def cost(self, obj: Click) -> str:
+        return usd(obj.cost_micros, 4)
+
+
+@admin.register(AdFeedback)
+class AdFeedbackAdmin(ReadOnlyAdmin):
+    list_display = ["impression", "kind", "campaign", "created_at"]
+    list_filter = ["kind"]
+    search_fields = ["impression__campaign__name", "impression__advertiser__name"]
+    list_select_related = ["impression__campaign"]
+
+    @admin.display(description="campaign")
+    def campaign(self, obj: AdFeedback) -> str:
+        return obj.impression.campaign.name
+
+
+class StatAdmin(ReadOnlyAdmin):
+    list_display = ["campaign", "impressions", "invalid_impressions", "clicks", "invalid_clicks", "spend"]
+    list_filter = ["campaign__advertiser"]
+    search_fields = ["campaign__name"]
+    list_select_related = ["campaign"]
+
+    @admin.display(description="spend")
+    def spend(self, obj) -> str:
+        return usd(obj.spend_micros)
+
+
+@admin.register(CampaignStatHourly)
+class CampaignStatHourlyAdmin(StatAdmin):
+    list_display = ["hour", *StatAdmin.list_display]
+    date_hierarchy = "hour"
+
+
+@admin.register(CampaignStatDaily)
+class CampaignStatDailyAdmin(StatAdmin):
+    list_display = ["day", *StatAdmin.list_display]
+    date_hierarchy = "day"

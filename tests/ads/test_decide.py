@@ -1,0 +1,145 @@
+"""ad_decide: the gates, the payload the chat sends, the served impression."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from ads import services
+from ads.models import Impression
+from ads.services import AdRequest, ad_decide
+from tests.ads.factories import AdvertiserFactory, CreativeFactory
+
+GPU_TEXT = "Where can I rent an H100 GPU for a weekend to fine-tune llama?"
+
+
+@pytest.fixture
+def gpu_creative(db):
+    advertiser = AdvertiserFactory(name="Northwind <b>Compute</b>", paid_by="Northwind Ltd.", balance_usd=100)
+    campaign = services.campaign_create(
+        advertiser=advertiser,
+        name="GPUs",
+        status="active",
+        bid_type="cpc",
+        max_bid_micros=1_000_000,
+        keywords="rent gpu\nh100\n-free",
+        context_hints="Renting cloud GPUs to train and fine-tune machine learning models.",
+    )
+    return CreativeFactory(
+        campaign=campaign,
+        headline="H100s by the hour",
+        text="Rent GPUs <script>alert(1)</script> by the hour.",
+        question="How much does fine-tuning cost?",
+        landing_url="https://northwind.example/gpus",
+        display_domain="northwind.example",
+    )
+
+
+def make_request(**overrides) -> AdRequest:
+    values = {
+        "conversation_id": str(uuid.uuid4()),
+        "user_id": None,
+        "session_key": "s" * 32,
+        "context_text": GPU_TEXT,
+        "is_adult": None,
+        "ads_enabled": True,
+        "ads_dismissed": False,
+    }
+    return AdRequest(**(values | overrides))
+
+
+@pytest.mark.django_db
+def test_payload_matches_the_contract_and_records_a_served_impression(gpu_creative, user):
+    request = make_request(user_id=user.pk, is_adult=True)
+    ad = ad_decide(request=request)
+    assert set(ad) == {
+        "impression_id",
+        "advertiser",
+        "headline",
+        "text",
+        "question",
+        "display_domain",
+        "click_url",
+        "ack_url",
+        "feedback_url",
+        "dismiss_url",
+        "why",
+    }
+    assert set(ad["why"]) == {"advertiser", "paid_by", "matched", "explanation"}
+    # Plain text, exactly as the advertiser wrote it: the browser inserts it with textContent.
+    assert ad["advertiser"] == "Northwind <b>Compute</b>"
+    assert ad["text"] == "Rent GPUs <script>alert(1)</script> by the hour."
+    assert ad["why"]["paid_by"] == "Northwind Ltd."
+    assert sorted(ad["why"]["matched"]) == ["h100", "rent gpu"]
+    assert ad["ack_url"] == f"/ads/i/{ad['impression_id']}/ack"
+    assert ad["feedback_url"] == f"/ads/i/{ad['impression_id']}/feedback"
+    assert ad["dismiss_url"] == f"/ads/i/{ad['impression_id']}/dismiss"
+    assert ad["click_url"].startswith("/ads/c/")
+    impression = Impression.objects.get(pk=ad["impression_id"])
+    assert impression.acknowledged_at is None
+    assert impression.is_valid is None
+    assert impression.cost_micros == 0
+    assert impression.viewer_key == f"user:{user.pk}"
+    assert impression.conversation_id == uuid.UUID(request.conversation_id)
+    assert impression.price_micros == 50_000  # alone in the auction: the reserve
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("overrides", "why"),
+    [
+        ({"is_adult": False}, "under 18"),
+        ({"ads_enabled": False}, "ad-free plan"),
+        ({"ads_dismissed": True}, "dismissed in this conversation"),
+        ({"session_key": "", "user_id": None}, "no viewer to bind the impression to"),
+        ({"context_text": "I rent an H100 GPU but my doctor says my symptoms are getting worse"}, "health"),
+        ({"context_text": "Should I rent an H100 GPU to analyse the election results for my party?"}, "politics"),
+        (
+            {"context_text": "I feel hopeless and empty, nothing matters any more, not even my GPU cluster"},
+            "classifier",
+        ),
+        ({"context_text": "Can I rent an H100 GPU for free?"}, "negative keyword"),
+        ({"context_text": "What is the capital of Australia?"}, "nothing relevant"),
+        ({"language": "de"}, "another language"),
+    ],
+)
+def test_no_ad(gpu_creative, overrides, why):
+    assert ad_decide(request=make_request(**overrides)) is None, why
+    assert Impression.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_adult_unknown_still_gets_an_ad(gpu_creative):
+    assert ad_decide(request=make_request(is_adult=None)) is not None
+
+
+@pytest.mark.django_db
+def test_unapproved_or_paused_creatives_never_serve(gpu_creative):
+    gpu_creative.review_status = "pending"
+    gpu_creative.text = "Rent GPUs by the hour."
+    gpu_creative.save()
+    services.ad_index.invalidate()
+    assert ad_decide(request=make_request()) is None
+    services.creative_approve(creative=gpu_creative, reviewer=None)
+    assert ad_decide(request=make_request()) is not None
+    services.campaign_set_status(campaign=gpu_creative.campaign, status="paused")
+    services.ad_index.invalidate()
+    assert ad_decide(request=make_request()) is None
+
+
+@pytest.mark.django_db
+def test_preview_explains_the_decision(gpu_creative):
+    result = services.ads_preview(text=GPU_TEXT)
+    assert result["ad"]["campaign"] == "GPUs"
+    assert result["auction"]["price_micros"] == 50_000
+    assert result["auction"]["bid_micros"] == 1_000_000
+    assert sorted(result["candidates"][0]["matched_keywords"]) == ["h100", "rent gpu"]
+    sensitive = services.ads_preview(text="What are the symptoms of diabetes?")
+    assert sensitive["ad"] is None
+    assert sensitive["reason"] == "sensitive"
+    assert sensitive["sensitive"] == {"topic": "health", "method": "terms", "detail": "symptoms"}
+    other = AdvertiserFactory()
+    own_only = services.ads_preview(text=GPU_TEXT, advertiser_id=other.pk)
+    assert own_only["ad"] is None
+    assert own_only["candidates"] == []
