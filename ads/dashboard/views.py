@@ -473,6 +473,7 @@ def _csv_safe(text: str) -> str:
 
 
 def _decimal(micros: int | None, places: int) -> str:
+    # Exact dollars for spreadsheets: 6 places are whole micros.
     return "" if micros is None else format_usd(micros, places).replace("$", "").replace(",", "")
 
 
@@ -498,9 +499,9 @@ def performance_csv(request: HttpRequest) -> HttpResponse:
                 m.impressions,
                 m.clicks,
                 "" if m.ctr is None else f"{m.ctr * 100:.2f}",
-                _decimal(m.spend_micros, 2),
-                _decimal(m.avg_cpc_micros, 4),
-                _decimal(m.ecpm_micros, 4),
+                _decimal(m.spend_micros, 6),
+                _decimal(m.avg_cpc_micros, 6),
+                _decimal(m.ecpm_micros, 6),
                 m.invalid_impressions,
                 m.invalid_clicks,
             ]
