@@ -65,6 +65,7 @@ class Entry:
     pctr: float
     spent_micros: int = 0
     spent_today_micros: int = 0
+    spend_day: object = None  # the date spent_today_micros belongs to
 
 
 @dataclass
@@ -91,12 +92,13 @@ class CampaignIndex:
     def __len__(self) -> int:
         return len(self.entries)
 
-    def refresh_spend(self, rows: list[tuple[int, int, int, object]], today) -> None:
+    def refresh_spend(self, rows: list[tuple[int, int, int, object]]) -> None:
         for campaign_id, spent, spent_today, spend_day in rows:
             for i in self.entries_by_campaign.get(campaign_id, ()):
                 entry = self.entries[i]
                 entry.spent_micros = spent
-                entry.spent_today_micros = spent_today if spend_day == today else 0
+                entry.spent_today_micros = spent_today
+                entry.spend_day = spend_day
         self.spend_refreshed_at = _time.monotonic()
 
 
@@ -276,7 +278,7 @@ def _exclusion(
         pacing=entry.pacing,
         daily_budget_micros=entry.daily_budget_micros,
         lifetime_budget_micros=entry.lifetime_budget_micros,
-        spent_today_micros=entry.spent_today_micros,
+        spent_today_micros=entry.spent_today_micros if entry.spend_day == now.date() else 0,
         spent_micros=entry.spent_micros,
         max_cost_micros=max_cost,
     )
@@ -299,7 +301,6 @@ def load_index(*, version: object = None) -> CampaignIndex:
     from ads.models import Campaign, CampaignKeyword, Creative
 
     now = timezone.now()
-    today = now.date()
     rows = (
         Creative.objects.filter(
             review_status=Creative.ReviewStatus.APPROVED,
@@ -343,7 +344,8 @@ def load_index(*, version: object = None) -> CampaignIndex:
                 frequency_cap_day=campaign.frequency_cap_day,
                 pctr=auction.predicted_ctr(clicks=creative.clicks_count, impressions=creative.impressions_count),
                 spent_micros=campaign.spent_micros,
-                spent_today_micros=campaign.spent_today_micros if campaign.spend_day == today else 0,
+                spent_today_micros=campaign.spent_today_micros,
+                spend_day=campaign.spend_day,
             )
         )
         if campaign.id not in hint_cache:
@@ -457,7 +459,7 @@ def _rebuild(full: bool) -> None:
             new = load_index(version=version)
             _index = new
         else:
-            _index.refresh_spend(load_spend(), timezone.now().date())
+            _index.refresh_spend(load_spend())
     except Exception:
         logger.exception("ads: rebuilding the campaign index failed; keeping the previous one")
     finally:
