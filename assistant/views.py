@@ -174,10 +174,12 @@ def conversation_rename(request: HttpRequest, conversation_id) -> HttpResponse:
     conversation = owned_conversation(request, conversation_id)
     if request.method == "GET":
         form = RenameForm(initial={"title": conversation.title})
-        return render(request, f"{CHAT_TEMPLATE}#rename_form", {"c": conversation, "form": form})
+        context = {"c": conversation, "form": form, "active_id": request.GET.get("active", "")}
+        return render(request, f"{CHAT_TEMPLATE}#rename_form", context)
     form = RenameForm(request.POST)
     if not form.is_valid():
-        return render(request, f"{CHAT_TEMPLATE}#rename_form", {"c": conversation, "form": form}, status=400)
+        context = {"c": conversation, "form": form, "active_id": request.POST.get("active", "")}
+        return render(request, f"{CHAT_TEMPLATE}#rename_form", context, status=400)
     services.conversation_rename(conversation=conversation, title=form.cleaned_data["title"])
     if is_htmx(request):
         return render(

@@ -1,0 +1,185 @@
+"""Browser tests: a real Lhama (Daphne subprocess, file SQLite, in-process run logs)
+talking to a fake OpenAI-compatible upstream in this process, driven by Playwright
+with Debian's chromium.
+
+The upstream is the only fake: `chat_route` picks the answer from the question, so a
+test says what the "model" answers by what it types (SLOW…, XSS…, FAIL…).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from bench.fake_upstream import FakeUpstream, Script, words
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run",
+]
+
+SLOW_TOKENS = words(60, "tok")  # "tok0 " … "tok59 "
+SLOW_INTERVAL_S = 0.12
+XSS_TOKENS = ["Look: <img src=x ", 'onerror="window.__pwned=1">', " and <script>window.__pwned=2</script> done."]
+TITLE_TOKENS = ["Pasta", " cooking", " tips"]
+
+
+class UpstreamControl:
+    """What the fake model answers, chosen from the last user message."""
+
+    def __init__(self) -> None:
+        self.fail = False
+
+    def route(self, body: dict) -> Script:
+        messages = body.get("messages", [])
+        if any("short title" in str(m.get("content", "")) for m in messages if m.get("role") == "system"):
+            return Script(tokens=TITLE_TOKENS)
+        last = next((str(m.get("content", "")) for m in reversed(messages) if m.get("role") == "user"), "")
+        if last.startswith("FAIL") and self.fail:
+            return Script(fault="http_500")
+        if last.startswith("SLOW"):
+            return Script(tokens=list(SLOW_TOKENS), interval=SLOW_INTERVAL_S, usage=False)
+        if last.startswith("XSS"):
+            return Script(tokens=list(XSS_TOKENS), interval=0.02)
+        if last.startswith("CODE"):
+            return Script(
+                tokens=["Here is **Python**:\n\n", "```python\n", "def greet(name):\n", "    return f\"Hi {name}\"\n",
+                        "```\n\n", "- one\n- two\n"],
+                interval=0.02,
+            )
+        return Script(tokens=["Hello", " there", "!"], interval=0.03)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def upstream_control() -> UpstreamControl:
+    return UpstreamControl()
+
+
+@pytest.fixture(scope="session")
+def fake_upstream(upstream_control):
+    upstream = FakeUpstream(model="smollm2-135m-instruct").start()
+    upstream.route = upstream_control.route
+    yield upstream
+    upstream.stop()
+
+
+@pytest.fixture(scope="session")
+def lhama_server(fake_upstream, tmp_path_factory):
+    if not (ROOT / "static" / "dist" / "chat.js").is_file():
+        pytest.skip("the front end is not built (npm run build)")
+    base = tmp_path_factory.mktemp("e2e")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VLLM_", "STRIPE_"))}
+    for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "LHAMA_PRODUCTION", "LLM_MODEL_PATH"):
+        env.pop(name, None)
+    env.update(
+        LHAMA_VAR_DIR=str(base / "var"),
+        SQLITE_PATH=str(base / "e2e.sqlite3"),
+        LLM_EMBEDDED_URL=fake_upstream.base_url,
+        DEBUG="true",
+        # Each test is a fresh guest; a few tests send more than the guest default per minute.
+        BILLING_GUEST_REQUESTS_PER_MINUTE="60",
+        PYTHONUNBUFFERED="1",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")])),
+    )
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    for command in (["migrate", "--noinput"], ["createcachetable"]):
+        subprocess.run(manage + command, env=env, cwd=ROOT, check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        manage + ["shell", "-c", "import sys; from assistant.seed import seed_demo; seed_demo(stdout=sys.stdout)"],
+        env=env, cwd=ROOT, check=True, capture_output=True, timeout=120,
+    )
+    port = _free_port()
+    log = open(base / "daphne.log", "wb")  # noqa: SIM115 -- kept open for the server's lifetime
+    server = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+        env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:  # noqa: S310
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            log.close()
+            pytest.fail(f"the live server did not start:\n{(base / 'daphne.log').read_text()[-4000:]}")
+        time.sleep(0.2)
+    yield url
+    server.terminate()
+    try:
+        server.wait(10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+    log.close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not shutil.which(CHROMIUM) and not Path(CHROMIUM).is_file():
+        pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium)")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+class PageErrors(list):
+    """Uncaught page errors and CSP violations seen by a page."""
+
+
+def _watch(page) -> PageErrors:
+    errors = PageErrors()
+    page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
+    page.on(
+        "console",
+        lambda msg: errors.append(f"console: {msg.text}")
+        if msg.type == "error" and "Content Security Policy" in msg.text
+        else None,
+    )
+    return errors
+
+
+@pytest.fixture
+def new_page(browser, lhama_server):
+    """new_page(viewport=..., color_scheme=...) -> (page, errors); contexts are closed after the test."""
+    contexts = []
+
+    def make(**options):
+        options.setdefault("viewport", {"width": 1280, "height": 800})
+        context = browser.new_context(base_url=lhama_server, **options)
+        context.set_default_timeout(15000)
+        contexts.append(context)
+        page = context.new_page()
+        return page, _watch(page)
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
