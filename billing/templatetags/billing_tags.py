@@ -22,7 +22,10 @@ def usd(micros: int | None) -> str:
 
 
 def _k(tokens: int) -> str:
-    return f"{tokens // 1000}K" if tokens >= 1000 and tokens % 1000 == 0 else intcomma(tokens)
+    """Context sizes the way models are described: 8192 -> "8K", 131072 -> "128K"."""
+    if tokens >= 1024 and tokens % 1024 == 0:
+        return f"{tokens // 1024}K"
+    return intcomma(tokens)
 
 
 @register.filter

@@ -23,6 +23,12 @@ class _Out:
         pass
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # Test users' passwords need no slow hash; PBKDF2 would dominate these tests' run time.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def tiers(db):
     specs = [("llama-3.1-8b", "Llama 3.1 8B", 10), ("llama-3.1-70b", "Llama 3.1 70B", 20),
