@@ -344,7 +344,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                     status = ended["status"]
                 await self.send_json({
                     "type": "run.resync", "run_id": run_id, "conversation_id": conversation_id,
-                    "seq": snapshot.seq, "text": snapshot.text, "status": status,
+                    "seq": snapshot.last_delta_seq, "text": snapshot.text, "status": status,
                 })
                 for event in snapshot.events:
                     if event["type"] != "delta":
@@ -383,7 +383,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         })
         if status in (run.Status.COMPLETE, run.Status.STOPPED):
             await self.send_json({
-                "type": "done", "run_id": run_id, "seq": run.last_seq, "message_id": str(message.pk),
+                "type": "done", "run_id": run_id, "seq": run.last_seq + 1, "message_id": str(message.pk),
                 "status": status, "finish_reason": message.finish_reason or "stop",
                 "usage": {"prompt_tokens": message.prompt_tokens, "completion_tokens": message.completion_tokens},
             })

@@ -33,6 +33,10 @@ class Snapshot:
         return self.events[-1]["seq"] if self.events else 0
 
     @property
+    def last_delta_seq(self) -> int:
+        return next((e["seq"] for e in reversed(self.events) if e["type"] == "delta"), 0)
+
+    @property
     def text(self) -> str:
         return "".join(e["text"] for e in self.events if e["type"] == "delta")
 

@@ -122,9 +122,20 @@ class RunHandle:
         if self.stop_requested:
             return
         self.stop_requested = True
-        if self.reader is not None and not self.reader.done():
+        if self.reader is not None and not self.reader.done() and not self.reader.cancelling():
             self.reader.cancel()  # closes the upstream response: the server stops generating
         self.queue.put_nowait(_STOP)
+
+
+async def _close_reader(handle: RunHandle) -> None:
+    """Cancel the upstream reader once and wait until its response is closed (a second
+    cancel would interrupt httpx while it closes the connection)."""
+    reader = handle.reader
+    if reader is None:
+        return
+    if not reader.done() and not reader.cancelling():
+        reader.cancel()
+    await asyncio.wait({reader}, timeout=5)
 
 
 _local_runs: dict[str, RunHandle] = {}
@@ -297,15 +308,14 @@ async def _run(handle: RunHandle) -> None:
         error = exc
     except asyncio.CancelledError:
         # The process is shutting down: the reaper marks the run interrupted later.
-        if handle.reader is not None:
+        if handle.reader is not None and not handle.reader.cancelling():
             handle.reader.cancel()
         snapshot_task.cancel()
         _local_runs.pop(spec.run_id, None)
         raise
     finally:
         snapshot_task.cancel()
-        if handle.reader is not None and not handle.reader.done():
-            handle.reader.cancel()
+        await _close_reader(handle)
 
     try:
         await _finish(handle, status=status, error=error, finish_reason=finish_reason, usage=usage,
