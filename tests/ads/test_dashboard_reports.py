@@ -109,7 +109,7 @@ def test_performance_numbers_come_from_the_events(member_client, known_events):
         "ctr": "33.33%",
         "spend": "$0.96",
         "cpc": "$0.3187",
-        "ecpm": "$106.2222",
+        "ecpm": "$106.22",
         "invalid": "2",
     }
     by_campaign = {c.name: m for c, m in response.context["by_campaign"]}
