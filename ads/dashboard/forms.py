@@ -308,7 +308,7 @@ class CreativeForm(forms.ModelForm):
             "text": forms.Textarea(attrs={"rows": 3}),
             "landing_url": forms.URLInput(attrs={"placeholder": "https://example.com/offer"}),
         }
-        labels = {"text": "Description", "question": "Sponsored question"}
+        labels = {"text": "Description", "question": "Sponsored question", "landing_url": "Landing URL"}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -403,12 +403,14 @@ def creative_toggle(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _date_range(request: HttpRequest) -> tuple[DateRangeForm, dt.date, dt.date]:
     today = timezone.now().date()
-    form = DateRangeForm(request.GET or None)
     start, end = today - dt.timedelta(days=29), today
-    if form.is_bound and form.is_valid():
+    if not request.GET:
+        return DateRangeForm(initial={"start": start, "end": end}), start, end
+    form = DateRangeForm(request.GET)
+    if form.is_valid():
         start = form.cleaned_data.get("start") or start
         end = form.cleaned_data.get("end") or end
-        if end < start:
+        if end < start:  # only an end given, before the default start
             start = end - dt.timedelta(days=29)
     return form, start, end
 

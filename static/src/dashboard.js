@@ -82,27 +82,36 @@ function bindChart(el) {
   const text = cssVar("--muted", "#5f6368");
   const grid = cssVar("--border", "#dedbd5");
   const axis = { stroke: text, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } };
+  // Impressions on the left axis, spend on the right; clicks (far fewer) get their own
+  // scale so their shape shows; the legend gives every exact value under the cursor.
+  const fromZero = (u, min, max) => [0, max > 0 ? max * 1.08 : 1];
+  const usdAxis = (s) => (Number.isInteger(s) ? `$${fmtInt.format(s)}` : fmtUsd.format(s));
   const opts = {
     width: Math.max(300, el.clientWidth),
     height: 280,
     tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
     cursor: { drag: { x: false, y: false } },
     legend: { live: true },
-    scales: { x: { time: true }, count: { auto: true }, usd: { auto: true } },
+    scales: { x: { time: true }, count: { range: fromZero }, clicks: { range: fromZero }, usd: { range: fromZero } },
     series: [
       { label: "Day", value: (u, v) => (v == null ? "—" : new Date(v * 1000).toISOString().slice(0, 10)) },
       { label: "Impressions", scale: "count", stroke: accent, width: 2, fill: `${accent}22`, value: (u, v) => (v == null ? "—" : fmtInt.format(v)) },
-      { label: "Clicks", scale: "count", stroke: "#e07a1f", width: 2, value: (u, v) => (v == null ? "—" : fmtInt.format(v)) },
+      { label: "Clicks", scale: "clicks", stroke: "#e07a1f", width: 2, value: (u, v) => (v == null ? "—" : fmtInt.format(v)) },
       { label: "Spend", scale: "usd", stroke: "#2e7d32", width: 2, dash: [6, 4], value: (u, v) => (v == null ? "—" : fmtUsd.format(v)) },
     ],
     axes: [
       { ...axis, values: (u, splits) => splits.map((s) => new Date(s * 1000).toISOString().slice(5, 10)) },
-      { ...axis, scale: "count", values: (u, splits) => splits.map((s) => fmtInt.format(s)) },
-      { ...axis, scale: "usd", side: 1, grid: { show: false }, values: (u, splits) => splits.map((s) => fmtUsd.format(s)) },
+      { ...axis, scale: "count", size: 60, values: (u, splits) => splits.map((s) => fmtInt.format(s)) },
+      { ...axis, scale: "usd", side: 1, size: 70, grid: { show: false }, values: (u, splits) => splits.map(usdAxis) },
     ],
   };
   const plot = new uPlot(opts, data, el);
-  new ResizeObserver(() => plot.setSize({ width: Math.max(300, el.clientWidth), height: 280 })).observe(el);
+  // Until the cursor moves over the chart, the legend shows the latest day.
+  plot.setLegend({ idx: xs.length - 1 });
+  new ResizeObserver(() => {
+    plot.setSize({ width: Math.max(300, el.clientWidth), height: 280 });
+    plot.setLegend({ idx: xs.length - 1 });
+  }).observe(el);
 }
 
 // --- small conveniences ------------------------------------------------------------
