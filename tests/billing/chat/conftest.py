@@ -1,0 +1,3 @@
+# The chat socket's fixtures (fake upstream, tiers, members, sessions) from helper A's tests.
+from tests.assistant.conftest import *  # noqa: F403
+from tests.assistant.conftest import _clean_redis, _fast_chat_settings, _runs_drained, _upstream_server  # noqa: F401
