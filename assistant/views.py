@@ -23,6 +23,8 @@ from assistant import selectors, services
 from assistant.forms import FeedbackForm, RenameForm, SearchForm
 from assistant.markdown import render_markdown
 from assistant.models import Conversation, ModelTier
+from billing.selectors import plan_unlocking
+from billing.services import entitlements_for
 
 CHAT_TEMPLATE = "assistant/chat.html"
 LIST_LIMIT = 100
@@ -65,33 +67,15 @@ class TierOption:
     selected: bool
 
 
-def _entitlements(request: HttpRequest):
-    try:
-        from billing.services import entitlements_for
-    except ImportError:  # TEMPORARY until billing.services lands (contracts.md import path)
-        from billing.entitlements import entitlements_for
-    return entitlements_for(user=request.user if request.user.is_authenticated else None)
-
-
-def _plan_unlocking(tier_slug: str):
-    try:
-        from billing.selectors import plan_unlocking
-    except ImportError:  # TEMPORARY until billing.selectors lands
-        from billing.models import Plan
-
-        return Plan.objects.filter(is_active=True, tiers__slug=tier_slug).order_by("sort_order").first()
-    return plan_unlocking(tier_slug=tier_slug)
-
-
 def tier_options(request: HttpRequest, *, current: ModelTier | None) -> list[TierOption]:
-    entitlements = _entitlements(request)
+    entitlements = entitlements_for(user=request.user if request.user.is_authenticated else None)
     tiers = list(selectors.tiers_active())
     allowed = [t.slug for t in tiers if t.slug in entitlements.tier_slugs]
     wanted = current.slug if current is not None and current.slug in allowed else (allowed[0] if allowed else "")
     options = []
     for tier in tiers:
         unlocked = tier.slug in entitlements.tier_slugs
-        plan = None if unlocked else _plan_unlocking(tier.slug)
+        plan = None if unlocked else plan_unlocking(tier_slug=tier.slug)
         options.append(
             TierOption(
                 slug=tier.slug,

@@ -153,8 +153,8 @@ function init(root) {
     actions.append(
       actionButton("copy", "Copy"),
       actionButton("regenerate", "Regenerate"),
-      actionButton("feedback", "👍", { "data-value": "up", "aria-pressed": "false", "aria-label": "Good answer" }),
-      actionButton("feedback", "👎", { "data-value": "down", "aria-pressed": "false", "aria-label": "Bad answer" }),
+      actionButton("feedback", "Good", { "data-value": "up", "aria-pressed": "false", "aria-label": "Good answer" }),
+      actionButton("feedback", "Bad", { "data-value": "down", "aria-pressed": "false", "aria-label": "Bad answer" }),
     );
     art.append(meta, body, actions);
     return art;
@@ -579,6 +579,8 @@ function init(root) {
   async function adoptConversation(id) {
     conversationId = id;
     root.dataset.conversationId = id;
+    const activeField = document.getElementById("search-active");
+    if (activeField) activeField.value = id;
     if (urls.conversation) history.replaceState(null, "", urlFor(urls.conversation, id));
     await refreshSidebar();
     if (urls.header) {

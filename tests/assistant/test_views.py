@@ -100,7 +100,7 @@ def test_model_picker_shows_locked_tier_disabled_with_what_unlocks_it(tier, big_
         '<option value="llama-3.1-8b" selected data-served-by="SmolLM2-135M-Instruct (embedded llama.cpp server, CPU)">'
         "Llama 3.1 8B</option>"
     ) in body
-    assert '<option value="llama-3.1-70b" disabled data-served-by="">Llama 3.1 70B — 🔒 with Plus</option>' in body
+    assert '<option value="llama-3.1-70b" disabled data-served-by="">Llama 3.1 70B (locked: with Plus)</option>' in body
     assert "Llama 3.1 70B unlocks with Plus" in body
 
 

@@ -102,7 +102,8 @@ def lhama_server(fake_upstream, tmp_path_factory):
     for command in (["migrate", "--noinput"], ["createcachetable"]):
         subprocess.run(manage + command, env=env, cwd=ROOT, check=True, capture_output=True, timeout=300)
     subprocess.run(
-        manage + ["shell", "-c", "import sys; from assistant.seed import seed_demo; seed_demo(stdout=sys.stdout)"],
+        manage + ["shell", "-c", "import sys; from assistant.seed import seed_demo as tiers; tiers(stdout=sys.stdout);"
+                  " from billing.seed import seed_demo as plans; plans(stdout=sys.stdout)"],
         env=env, cwd=ROOT, check=True, capture_output=True, timeout=120,
     )
     port = _free_port()

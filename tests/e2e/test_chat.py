@@ -276,6 +276,6 @@ def test_sidebar_rename_search_delete_and_share(new_page, lhama_server):
     item = page.locator(".conv-item").first
     item.locator("summary").click()
     item.get_by_role("button", name="Delete").click()
-    page.wait_for_url(re.compile(r".*/$"))
+    page.wait_for_url(f"{lhama_server}/")
     assert page.locator(".conv-item").count() == 0
     assert errors == []

@@ -80,13 +80,13 @@ export function buildAdCard(ad, { conversationId, post, ask }) {
   feedback.append(el("span", "muted", "Report this ad:"));
   const status = el("span", "ad-feedback-status muted");
   status.setAttribute("role", "status");
-  for (const [reason, text] of [["not_relevant", "Not relevant"], ["offensive", "Offensive"]]) {
+  for (const [kind, text] of [["not_relevant", "Not relevant"], ["offensive", "Offensive"]]) {
     const b = el("button", "link-button ad-feedback-button", text);
     b.type = "button";
-    b.dataset.reason = reason;
+    b.dataset.kind = kind;
     b.addEventListener("click", async () => {
       if (!ad.feedback_url) return;
-      const resp = await post(ad.feedback_url, { reason }).catch(() => null);
+      const resp = await post(ad.feedback_url, { kind }).catch(() => null);
       status.textContent = resp && resp.ok ? "Thanks, noted." : "Could not send that; try again.";
       if (resp && resp.ok) for (const x of feedback.querySelectorAll("button")) x.disabled = true;
     });

@@ -1,0 +1,66 @@
+"""Screenshots of the chat page (desktop, phone, dark mode, the sponsored card) into
+test-artifacts/ for people to look at; each also checks the layout it shows."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.e2e.test_chat_client import AD, ScriptedSocket
+
+pytestmark = pytest.mark.e2e
+
+
+def chat_with_code(page) -> None:
+    page.goto("/")
+    page.wait_for_selector("#connection-status[data-state=open]", state="attached")
+    page.locator("#composer-input").fill("CODE show me a Python greeting")
+    page.locator("#composer-input").press("Enter")
+    page.wait_for_selector("#thread .msg-assistant[data-status=complete]")
+    page.wait_for_function("() => document.title !== 'Lhama'")
+
+
+def test_desktop_light_and_dark(new_page, artifacts):
+    for scheme in ("light", "dark"):
+        page, errors = new_page(viewport={"width": 1280, "height": 800}, color_scheme=scheme)
+        chat_with_code(page)
+        assert page.locator("#chat-sidebar").is_visible()
+        assert not page.locator("#sidebar-toggle").is_visible()
+        box = page.locator("#composer").bounding_box()
+        assert box["y"] + box["height"] <= 800  # the composer stays on screen
+        page.screenshot(path=artifacts / f"chat-desktop-{scheme}.png")
+        assert errors == []
+
+
+def test_phone_sidebar_collapses(new_page, artifacts):
+    page, errors = new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    chat_with_code(page)
+    assert not page.locator("#chat-sidebar").is_visible()
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390  # nothing overflows sideways
+    page.screenshot(path=artifacts / "chat-phone.png")
+    page.locator("#sidebar-toggle").click()
+    assert page.locator("#sidebar-toggle").get_attribute("aria-expanded") == "true"
+    page.locator("#chat-sidebar").wait_for(state="visible")
+    page.wait_for_timeout(300)
+    page.screenshot(path=artifacts / "chat-phone-sidebar.png")
+    page.keyboard.press("Escape")
+    page.locator("#chat-sidebar").wait_for(state="hidden")
+    assert errors == []
+
+
+def test_sponsored_card(new_page, artifacts):
+    page, errors = new_page(viewport={"width": 1100, "height": 760})
+    ScriptedSocket(page, ad=AD)
+    page.route(re.compile(r".*/ads/i/.*"), lambda route: route.fulfill(status=200, body="{}"))
+    page.route(re.compile(r".*/conversations/.*"), lambda route: route.fulfill(status=200, body=""))
+    page.route(re.compile(r".*/c/[0-9a-f-]{36}/(header|title)$"), lambda route: route.fulfill(status=404, body=""))
+    page.goto("/")
+    page.wait_for_selector("#connection-status[data-state=open]", state="attached")
+    page.locator("#composer-input").fill("How do I fine-tune Llama?")
+    page.locator("#composer-input").press("Enter")
+    page.locator(".ad-card").wait_for()
+    page.locator(".ad-why summary").click()
+    page.screenshot(path=artifacts / "chat-ad-card.png")
+    assert errors == []
