@@ -407,18 +407,18 @@ async def _finish(handle: RunHandle, *, status, error, finish_reason, usage, con
         await title_schedule(conversation_id=spec.conversation_id)
 
 
-async def runs_reap_and_notify() -> list[str]:
-    """Mark orphaned runs interrupted and, where run logs are shared, tell their followers."""
-    reaped = await database_sync_to_async(services.runs_reap_orphans)()
-    if settings.REDIS_URL:
-        log = run_log()
-        for run_id in reaped:
-            snapshot = await log.snapshot(run_id)
-            if snapshot is None or snapshot.ended:
-                continue
-            await log.append(run_id, {
-                "type": "error", "code": "interrupted", "status": "interrupted", "retryable": True,
-                "message": "The server writing this answer stopped. The text so far is kept.",
-            })
-            await log.append(run_id, {"type": "end"})
-    return reaped
+async def runs_notify_interrupted(*, run_ids: list[str]) -> None:
+    """Tell the followers of runs the reaper marked interrupted (shared run logs only; an
+    in-process log died with its process)."""
+    if not settings.REDIS_URL:
+        return
+    log = run_log()
+    for run_id in run_ids:
+        snapshot = await log.snapshot(run_id)
+        if snapshot is None or snapshot.ended:
+            continue
+        await log.append(run_id, {
+            "type": "error", "code": "interrupted", "status": "interrupted", "retryable": True,
+            "message": "The server writing this answer stopped. The text so far is kept.",
+        })
+        await log.append(run_id, {"type": "end"})

@@ -25,6 +25,21 @@ def is_title_request(body: dict) -> bool:
     return first.get("role") == "system" and first.get("content", "").startswith("Write a short title")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _close_thread_connections(django_db_setup, django_db_blocker):
+    """Consumers reach the database from worker threads whose connections outlive the
+    tests; on PostgreSQL close them so the test database can be dropped."""
+    yield
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+
+
 @pytest.fixture(scope="session")
 def _upstream_server():
     server = FakeUpstream().start()
@@ -48,8 +63,9 @@ def chat_requests(upstream: FakeUpstream) -> list[dict]:
 @pytest.fixture(autouse=True)
 def _fast_chat_settings(settings):
     settings.LLM_CONNECT_TIMEOUT_S = 1.0
-    settings.LLM_FIRST_TOKEN_TIMEOUT_S = 1.0
-    settings.LLM_BETWEEN_TOKENS_TIMEOUT_S = 0.5
+    # Short enough for the stall tests, long enough for a loaded 2-core test machine.
+    settings.LLM_FIRST_TOKEN_TIMEOUT_S = 2.0
+    settings.LLM_BETWEEN_TOKENS_TIMEOUT_S = 1.5
     settings.ASSISTANT_COALESCE_S = 0.04
     settings.ASSISTANT_SNAPSHOT_INTERVAL_S = 0.2
     settings.BILLING_GUEST_REQUESTS_PER_MINUTE = 1000
@@ -172,8 +188,13 @@ class Socket:
     async def send_text(self, text: str) -> None:
         await self.comm.send_to(text_data=text)
 
-    async def recv(self, timeout: float = 5.0) -> dict:
-        return await self.comm.receive_json_from(timeout=timeout)
+    async def recv(self, timeout: float = 5.0, *, titles: bool = False) -> dict:
+        """The next frame; `title` frames (pushed whenever a title is ready) are skipped unless asked for."""
+        deadline = time.monotonic() + timeout
+        while True:
+            frame = await self.comm.receive_json_from(timeout=max(0.05, deadline - time.monotonic()))
+            if titles or frame.get("type") != "title":
+                return frame
 
     async def until(self, *types: str, timeout: float = 10.0) -> list[dict]:
         """Frames up to and including the first one whose type is in `types`."""
@@ -186,7 +207,16 @@ class Socket:
                 return frames
 
     async def nothing(self, timeout: float = 0.3) -> bool:
-        return await self.comm.receive_nothing(timeout=timeout)
+        """True when nothing but (optional) title frames arrives within `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or await self.comm.receive_nothing(timeout=left):
+                return True
+            frame = await self.comm.receive_json_from()
+            if frame.get("type") != "title":
+                self.unexpected = frame
+                return False
 
     async def close(self) -> None:
         await self.comm.disconnect()

@@ -49,6 +49,16 @@ async def wait_run_finished(run_id: str, timeout: float = 5.0) -> GenerationRun:
     raise AssertionError(f"run {run_id} still running")
 
 
+async def wait_snapshot(message_id: str, timeout: float = 5.0) -> Message:
+    """The answer once a snapshot has saved some partial text."""
+    for _ in range(int(timeout / 0.05)):
+        message = await db_message(message_id)
+        if message.content:
+            return message
+        await asyncio.sleep(0.05)
+    raise AssertionError("no snapshot was written")
+
+
 # --- streaming -----------------------------------------------------------------------------
 
 
@@ -190,8 +200,7 @@ async def test_partial_text_is_snapshotted_while_streaming(upstream, tier, membe
     socket = await open_socket(sessions["member"])
     await socket.send(send_frame())
     started = await socket.recv()
-    await asyncio.sleep(0.6)  # snapshots every 0.2 s in tests
-    answer = await db_message(started["assistant_message_id"])
+    answer = await wait_snapshot(started["assistant_message_id"])  # snapshots every 0.2 s in tests
     assert answer.status == "streaming"
     assert answer.content.startswith("w0 w1 ")
     run = await db_run(started["run_id"])
@@ -586,13 +595,52 @@ async def test_title_is_generated_and_pushed_after_the_first_answer(upstream, ti
     socket = await open_socket(sessions["member"])
     await socket.send(send_frame("Hello world, how are you?"))
     frames = await socket.until("done")
-    title = await socket.recv(timeout=5)
+    title = await socket.recv(timeout=5, titles=True)
     assert title == {"type": "title", "conversation_id": frames[0]["conversation_id"], "title": "Greeting the world"}
     conversation = await sync_to_async(Conversation.objects.get)(pk=frames[0]["conversation_id"])
     assert conversation.title == "Greeting the world"
     # A second answer in the same conversation asks for no new title.
     await socket.send(send_frame("And again", conversation_id=frames[0]["conversation_id"]))
     await socket.until("done")
-    assert await socket.nothing(0.5)
+    assert await socket.comm.receive_nothing(timeout=0.5)
     assert len(upstream.requests) - len(chat_requests(upstream)) == 1
     await socket.close()
+
+
+async def test_a_run_whose_process_died_is_resynced_as_interrupted(upstream, tier, member, sessions, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from assistant import runs
+    from assistant.runlog import _in_process
+    from assistant.tasks import runs_reap_orphans
+
+    upstream.default = Script(tokens=words(100), interval=0.02)
+    socket = await open_socket(sessions["member"])
+    await socket.send(send_frame())
+    started = await socket.recv()
+    await wait_snapshot(started["assistant_message_id"])
+    await socket.close()
+    # The owning process dies: its task vanishes without writing anything more.
+    handle = runs.local_run(started["run_id"])
+    handle.task.cancel()
+    await asyncio.sleep(0.05)
+    if not settings.REDIS_URL:
+        _in_process._logs.pop(started["run_id"], None)  # an in-process log dies with its process
+    await sync_to_async(GenerationRun.objects.filter(pk=started["run_id"]).update)(
+        heartbeat_at=timezone.now() - timedelta(minutes=5))
+    await sync_to_async(runs_reap_orphans.delay)()
+
+    answer = await db_message(started["assistant_message_id"])
+    assert answer.status == "interrupted"
+    assert answer.content.startswith("w0 w1 ")
+    again = await open_socket(sessions["member"])
+    await again.send({"type": "run.subscribe", "run_id": started["run_id"], "after_seq": 0})
+    resync = await again.recv()
+    assert (resync["type"], resync["status"]) == ("run.resync", "interrupted")
+    assert resync["text"].startswith(answer.content)
+    error = await again.recv()
+    assert (error["type"], error["code"], error["run_id"], error["retryable"]) == (
+        "error", "interrupted", started["run_id"], True)
+    await again.close()
