@@ -41,6 +41,10 @@ def membership_current(*, user, advertiser_id: int | None) -> AdvertiserMembersh
     return memberships.first()
 
 
+def advertiser_get(*, pk: int) -> Advertiser:
+    return Advertiser.objects.get(pk=pk)
+
+
 def advertiser_members(*, advertiser: Advertiser) -> QuerySet[AdvertiserMembership]:
     return advertiser.memberships.select_related("user").order_by("created_at", "id")
 

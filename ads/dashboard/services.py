@@ -9,7 +9,7 @@ from django.db import transaction
 
 from ads import index as ad_index
 from ads import services as ads_services
-from ads.models import Campaign, Creative
+from ads.models import Advertiser, Campaign, Creative
 from billing.ledger import balance_micros
 
 
@@ -54,3 +54,16 @@ def creative_set_active(*, creative: Creative, is_active: bool) -> Creative:
         creative.save(update_fields=["is_active", "updated_at"])
         transaction.on_commit(ad_index.invalidate)
     return creative
+
+
+def advertiser_update(
+    *, advertiser: Advertiser, name: str, paid_by: str, website: str, contact_email: str
+) -> Advertiser:
+    """The organisation's details; the name and "paid by" appear on served cards, so the index is refreshed."""
+    advertiser.name = name
+    advertiser.paid_by = paid_by.strip()
+    advertiser.website = website.strip()
+    advertiser.contact_email = contact_email.strip()
+    advertiser.save(update_fields=["name", "paid_by", "website", "contact_email", "updated_at"])
+    transaction.on_commit(ad_index.invalidate)
+    return advertiser

@@ -164,6 +164,20 @@ def overview(request: HttpRequest) -> HttpResponse:
 
 
 @advertiser_required(Role.OWNER)
+@require_http_methods(["GET", "POST"])
+def org_edit(request: HttpRequest) -> HttpResponse:
+    advertiser = request.advertiser  # type: ignore[attr-defined]
+    # The form gets its own copy: a ModelForm writes typed values into its instance while cleaning.
+    form = AdvertiserForm(request.POST or None, instance=selectors.advertiser_get(pk=advertiser.pk))
+    if request.method == "POST" and form.is_valid():
+        services.advertiser_update(advertiser=advertiser, **form.cleaned_data)
+        messages.success(request, "Organisation details saved.")
+        return redirect("ads:dashboard:overview")
+    status = 400 if request.method == "POST" else 200
+    return render(request, "ads/org_edit.html", _context(request, "overview", form=form), status=status)
+
+
+@advertiser_required(Role.OWNER)
 @require_POST
 def topup(request: HttpRequest) -> HttpResponse:
     form = TopUpForm(request.POST)
@@ -540,6 +554,8 @@ def preview(request: HttpRequest) -> HttpResponse:
         for candidate in result.get("candidates", []):
             candidate["excluded_text"] = EXCLUSION_TEXT.get(candidate["excluded"], candidate["excluded"])
     context = _context(request, "preview", form=form, result=result)
+    if request.headers.get("HX-Request"):
+        # htmx swaps only 2xx answers: the panel comes back with the form's errors in it.
+        return render(request, "ads/preview.html#panel", context)
     status = 400 if request.method == "POST" and not form.is_valid() else 200
-    template = "ads/preview.html#result" if request.headers.get("HX-Request") else "ads/preview.html"
-    return render(request, template, context, status=status)
+    return render(request, "ads/preview.html", context, status=status)

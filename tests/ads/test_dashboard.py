@@ -512,3 +512,26 @@ def test_a_member_of_two_organisations_switches_between_them(client, user, adver
     response = client.post(url("org_switch", second.pk))
     assert response.status_code == 302
     assert "<strong>Second Org</strong>" in client.get(url("overview")).content.decode()
+
+
+def test_owner_edits_the_organisation_and_others_cannot(client, owner_client, advertiser):
+    assert owner_client.get(url("org_edit")).status_code == 200
+    response = owner_client.post(
+        url("org_edit"),
+        {"name": "Acme  Compute", "paid_by": "Acme Ltd.", "website": "https://acme.example", "contact_email": ""},
+    )
+    assert response.status_code == 302
+    advertiser.refresh_from_db()
+    assert (advertiser.name, advertiser.paid_by, advertiser.website) == (
+        "Acme Compute",
+        "Acme Ltd.",
+        "https://acme.example",
+    )
+    response = owner_client.post(url("org_edit"), {"name": "", "paid_by": "x"})
+    assert response.status_code == 400
+    advertiser.refresh_from_db()
+    assert advertiser.paid_by == "Acme Ltd."
+    manager = UserFactory()
+    MembershipFactory(user=manager, advertiser=advertiser, role=Role.MANAGER)
+    client.force_login(manager)
+    assert client.post(url("org_edit"), {"name": "Mine"}).status_code == 403

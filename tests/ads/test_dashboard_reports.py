@@ -245,8 +245,17 @@ def test_preview_with_htmx_returns_only_the_result_partial(member_client, gpu_ca
         url("preview"), {"text": "gpu rental prices", "language": "en"}, headers={"HX-Request": "true"}
     )
     html = response.content.decode()
-    assert html.lstrip().startswith('<section id="preview-result"')
+    assert html.lstrip().startswith('<div id="preview-panel">')
+    assert "An ad would be shown" in html
     assert "<html" not in html
+
+
+def test_preview_with_htmx_shows_form_errors_in_the_panel(member_client):
+    response = member_client.post(url("preview"), {"text": "", "language": "en"}, headers={"HX-Request": "true"})
+    assert response.status_code == 200  # htmx swaps only 2xx answers
+    html = response.content.decode()
+    assert html.lstrip().startswith('<div id="preview-panel">')
+    assert "This field is required." in html
 
 
 def test_an_empty_preview_is_refused(member_client):
