@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from billing.entitlements import Entitlements, active_grant, entitlements_for, entitling_subscription
-from billing.models import Plan, PlanGrant, Subscription
+from billing.models import Customer, Plan, PlanGrant, Subscription
 from billing.quotas import QuotaUsageToday, quota_usage_today
 
 
@@ -32,6 +32,7 @@ def subject_for(*, user=None, session_key: str = "") -> str:
 @dataclass(frozen=True)
 class AccountPlan:
     entitlements: Entitlements
+    source: str  # "subscription", "grant" or "" (Free / guest)
     subscription: Subscription | None
     grant: PlanGrant | None
     usage: QuotaUsageToday
@@ -46,24 +47,28 @@ def account_plan(*, user) -> AccountPlan:
     entitlements = entitlements_for(user=user)
     subscription = entitling_subscription(user=user, now=now)
     grant = active_grant(user=user, now=now)
+    source = ""
     renews_at = ends_at = None
-    if subscription is not None and subscription.plan and subscription.plan.slug == entitlements.plan_slug:
+    if subscription is not None and subscription.plan.slug == entitlements.plan_slug:
+        source = "subscription"
         if subscription.cancel_at_period_end:
             ends_at = subscription.current_period_end
         elif subscription.status == Subscription.Status.PAST_DUE:
             ends_at = subscription.grace_period_end
         else:
             renews_at = subscription.current_period_end
-    elif grant is not None:
+    elif grant is not None and grant.plan.slug == entitlements.plan_slug:
+        source = "grant"
         ends_at = grant.ends_at
     return AccountPlan(
         entitlements=entitlements,
-        subscription=subscription,
-        grant=grant,
+        source=source,
+        subscription=subscription if source == "subscription" else None,
+        grant=grant if source == "grant" else None,
         usage=quota_usage_today(subject=subject_for(user=user), entitlements=entitlements, now=now),
         renews_at=renews_at,
         ends_at=ends_at,
-        has_customer=hasattr(user, "stripe_customer"),
+        has_customer=Customer.objects.filter(user=user).exists(),
     )
 
 

@@ -72,8 +72,7 @@ def test_account_page_shows_plan_renewal_and_todays_usage(client, user, plans):
     assert "Plan: Plus</h2>" in html
     assert "Renews on 4 March 2031." in html
     assert "1,234 of 500,000 tokens" in html
-    assert "498,766 tokens left today; resets" in html
-    assert "(midnight UTC)" in html
+    assert "498,766 tokens left today; the budget resets at midnight UTC (" in html
     assert "1 of 30 messages this minute" in html
     assert 'action="/billing/portal"' in html
 
@@ -140,3 +139,14 @@ def test_success_page_rejects_a_malformed_session_id(client, user):
     client.force_login(user)
     assert client.get("/billing/success?session_id=<x>").status_code == 400
     assert client.get("/billing/success/status").status_code == 400
+
+
+def test_account_page_warns_during_the_grace_period(client, user, plans):
+    from datetime import UTC, datetime
+
+    SubscriptionFactory(customer__user=user, plan=plans["pro"], status="past_due",
+                        grace_period_end=datetime(2031, 5, 6, 7, 8, tzinfo=UTC))
+    client.force_login(user)
+    html = client.get("/account/").content.decode()
+    assert "Plan: Pro</h2>" in html
+    assert "Your last payment failed. Update your card before 6 May 2031, 07:08 UTC to keep Pro" in html
