@@ -529,8 +529,11 @@ function init(root) {
     showToast(msg.message || "Something went wrong.");
   }
 
+  const knownTitles = new Map(); // titles pushed to this page, re-applied after a sidebar refresh
+
   function onTitle(id, title) {
     if (!id || !title) return;
+    knownTitles.set(id, title);
     for (const el of document.querySelectorAll(`[data-conversation-id="${CSS.escape(id)}"] .conv-title`)) {
       el.textContent = title;
       el.dataset.hasTitle = "yes";
@@ -605,6 +608,7 @@ function init(root) {
     if (!resp || !resp.ok) return;
     list.innerHTML = await resp.text(); // our own server-rendered, auto-escaped partial
     if (window.htmx) window.htmx.process(list);
+    for (const [id, title] of knownTitles) onTitle(id, title);
   }
 
   // ---------------------------------------------------------------- socket

@@ -44,6 +44,7 @@ def test_phone_sidebar_collapses(new_page, artifacts):
     assert page.locator("#sidebar-toggle").get_attribute("aria-expanded") == "true"
     page.locator("#chat-sidebar").wait_for(state="visible")
     page.wait_for_timeout(300)
+    assert page.locator(".conv-item.is-active .conv-title").inner_text() == page.locator("#conversation-title").inner_text()
     page.screenshot(path=artifacts / "chat-phone-sidebar.png")
     page.keyboard.press("Escape")
     page.locator("#chat-sidebar").wait_for(state="hidden")
