@@ -30,7 +30,7 @@ from ads.matching import MATCH_SCORES, Context
 logger = logging.getLogger(__name__)
 
 # Relevance: keyword score and embedding score combined as 1 - (1 - kw)(1 - emb).
-EMB_FLOOR = 0.40  # cosine below which an embedding alone never makes a candidate
+EMB_FLOOR = 0.42  # cosine below which an embedding alone never makes a candidate
 EMB_LOW, EMB_HIGH = 0.25, 0.65  # cosine mapped linearly onto relevance 0..1
 RELEVANCE_FLOOR = 0.35
 VERSION_CACHE_KEY = "ads:index:version"
@@ -79,12 +79,47 @@ class CompiledKeyword:
 
 
 @dataclass
+class Pattern:
+    """One distinct keyword (match type + words), shared by every campaign using it."""
+
+    text: str
+    match_type: str
+    words: tuple[str, ...]
+    stems: tuple[str, ...]
+    positive: np.ndarray  # entry indices of campaigns targeting it
+    negative: np.ndarray  # entry indices of campaigns excluding it
+    positive_set: frozenset
+
+
+_NO_DAY = -1
+
+
+@dataclass
 class CampaignIndex:
     entries: list[Entry]
-    hints: np.ndarray  # (n, DIM) campaign context hints (the creative's own vector when no hints)
-    creatives: np.ndarray  # (n, DIM)
-    postings: dict[str, list[CompiledKeyword]]
+    # (n, DIM): per entry, the normalised sum of the campaign's context-hints vector and
+    # the creative's vector (the creative's alone when there are no hints). One matrix,
+    # not two: the similarity pass reads it once per decision and is memory-bound.
+    vectors: np.ndarray
+    postings: dict[str, list[Pattern]]
     entries_by_campaign: dict[int, list[int]]
+    # Per-entry columns for vectorised eligibility and scoring.
+    campaign: np.ndarray
+    advertiser: np.ndarray
+    bid: np.ndarray
+    value: np.ndarray  # expected micros per impression before relevance
+    is_cpc: np.ndarray
+    language: np.ndarray
+    starts: np.ndarray  # epoch seconds, -inf when none
+    ends: np.ndarray  # epoch seconds, +inf when none
+    even: np.ndarray
+    daily: np.ndarray
+    lifetime: np.ndarray
+    max_cost: np.ndarray
+    reserve_ok: np.ndarray
+    spent: np.ndarray
+    spent_today: np.ndarray
+    spend_day: np.ndarray  # date ordinal, or -1
     built_at: float = field(default_factory=_time.monotonic)
     spend_refreshed_at: float = field(default_factory=_time.monotonic)
     version: object = None
@@ -99,6 +134,9 @@ class CampaignIndex:
                 entry.spent_micros = spent
                 entry.spent_today_micros = spent_today
                 entry.spend_day = spend_day
+                self.spent[i] = spent
+                self.spent_today[i] = spent_today
+                self.spend_day[i] = spend_day.toordinal() if spend_day else _NO_DAY
         self.spend_refreshed_at = _time.monotonic()
 
 
@@ -111,24 +149,60 @@ def build_index(
     version: object = None,
 ) -> CampaignIndex:
     n = len(entries)
-    creative_matrix = np.zeros((n, embeddings.DIM), dtype=np.float32)
-    hint_matrix = np.zeros((n, embeddings.DIM), dtype=np.float32)
+    matrix = np.zeros((n, embeddings.DIM), dtype=np.float32)
     for i in range(n):
-        creative_matrix[i] = creatives[i]
-        hint_matrix[i] = hints[i] if hints[i] is not None else creatives[i]
+        combined = creatives[i] + hints[i] if hints[i] is not None else creatives[i]
+        norm = float(np.linalg.norm(combined))
+        matrix[i] = combined / norm if norm > 0 else combined
     by_campaign: dict[int, list[int]] = {}
     for i, entry in enumerate(entries):
         by_campaign.setdefault(entry.campaign_id, []).append(i)
-    postings: dict[str, list[CompiledKeyword]] = {}
-    for keyword in keywords:
-        if keyword.campaign_id in by_campaign and keyword.stems:
-            postings.setdefault(keyword.stems[0], []).append(keyword)
+    grouped: dict[tuple[str, tuple[str, ...]], tuple[CompiledKeyword, list[int], list[int]]] = {}
+    for kw in keywords:
+        if kw.campaign_id not in by_campaign or not kw.stems:
+            continue
+        key = (kw.match_type, kw.words)
+        if key not in grouped:
+            grouped[key] = (kw, [], [])
+        (grouped[key][2] if kw.is_negative else grouped[key][1]).extend(by_campaign[kw.campaign_id])
+    postings: dict[str, list[Pattern]] = {}
+    for kw, positive, negative in grouped.values():
+        pos = np.array(sorted(set(positive)), dtype=np.int64)
+        postings.setdefault(kw.stems[0], []).append(
+            Pattern(
+                text=kw.text,
+                match_type=kw.match_type,
+                words=kw.words,
+                stems=kw.stems,
+                positive=pos,
+                negative=np.array(sorted(set(negative)), dtype=np.int64),
+                positive_set=frozenset(pos.tolist()),
+            )
+        )
+    is_cpc = np.array([e.bid_type == "cpc" for e in entries], dtype=bool)
+    bid = np.array([e.bid_micros for e in entries], dtype=np.int64)
+    pctr = np.array([e.pctr for e in entries], dtype=np.float64)
     return CampaignIndex(
         entries=entries,
-        hints=hint_matrix,
-        creatives=creative_matrix,
+        vectors=matrix,
         postings=postings,
         entries_by_campaign=by_campaign,
+        campaign=np.array([e.campaign_id for e in entries], dtype=np.int64),
+        advertiser=np.array([e.advertiser_id for e in entries], dtype=np.int64),
+        bid=bid,
+        value=np.where(is_cpc, bid * pctr, bid / 1000.0),
+        is_cpc=is_cpc,
+        language=np.array([e.language or "" for e in entries], dtype="<U8"),
+        starts=np.array([e.starts_at.timestamp() if e.starts_at else -np.inf for e in entries], dtype=np.float64),
+        ends=np.array([e.ends_at.timestamp() if e.ends_at else np.inf for e in entries], dtype=np.float64),
+        even=np.array([e.pacing == "even" for e in entries], dtype=bool),
+        daily=np.array([e.daily_budget_micros for e in entries], dtype=np.int64),
+        lifetime=np.array([e.lifetime_budget_micros for e in entries], dtype=np.int64),
+        max_cost=np.where(is_cpc, bid, -(-bid // 1000)),
+        reserve_ok=bid >= np.where(is_cpc, auction.RESERVE_CPC_MICROS, auction.RESERVE_CPM_MICROS),
+        spent=np.array([e.spent_micros for e in entries], dtype=np.int64),
+        spent_today=np.array([e.spent_today_micros for e in entries], dtype=np.int64),
+        spend_day=np.array([e.spend_day.toordinal() if e.spend_day else _NO_DAY for e in entries], dtype=np.int64),
         version=version,
     )
 
@@ -168,26 +242,26 @@ class Candidate:
 
 @dataclass
 class Selection:
-    candidates: list[Candidate]  # every candidate above the floors, best first
+    candidates: list[Candidate]  # the best candidates above the floors (eligible first), for explanations
     winner: Candidate | None
     runner_up: Candidate | None
     result: auction.AuctionResult | None
     reason: str  # "" when there is a winner
 
 
-def _keyword_hits(index: CampaignIndex, context: Context) -> tuple[dict[int, tuple[float, list[str]]], set[int]]:
-    hits: dict[int, tuple[float, list[str]]] = {}
-    negatives: set[int] = set()
-    for stem in context.stem_set:
-        for kw in index.postings.get(stem, ()):
-            if not context.matches(kw.match_type, kw.words, kw.stems):
-                continue
-            if kw.is_negative:
-                negatives.add(kw.campaign_id)
-                continue
-            score, matched = hits.get(kw.campaign_id, (0.0, []))
-            hits[kw.campaign_id] = (max(score, MATCH_SCORES[kw.match_type]), [*matched, kw.text])
-    return hits, negatives
+# Exclusion reasons, in the order they are reported.
+_REASONS = [
+    "",
+    "negative_keyword",
+    "below_relevance_floor",
+    "language",
+    "not_started",
+    "ended",
+    "below_reserve",
+    "pacing",
+    "frequency_cap",
+]
+MAX_EXPLAINED = 20
 
 
 def select(
@@ -199,97 +273,134 @@ def select(
     language: str = "en",
     frequency: dict[int, tuple[int, int]] | None = None,
     advertiser_id: int | None = None,
+    explain: int = 2,
 ) -> Selection:
     """Candidates (keywords + embedding, negatives, floors), eligibility (language,
-    schedule, pacing, frequency caps), then the auction. `frequency` maps campaign id
-    to (served to this viewer in the last hour, in the last day)."""
+    schedule, reserve, pacing, frequency caps), then the auction. `explain`: how many
+    candidates to describe in the result (a preview asks for more than a decision). `frequency` maps a
+    campaign id to (served to this viewer in the last hour, in the last day).
+
+    Vectorised over the whole index; Python loops only over matched keywords and
+    the few best-scoring candidates."""
     frequency = frequency or {}
     n = len(index)
     if n == 0:
         return Selection([], None, None, None, "no_active_campaigns")
     context = Context(context_text)
-    hits, negatives = _keyword_hits(index, context)
+    kw = np.zeros(n, dtype=np.float64)
+    negative = np.zeros(n, dtype=bool)
+    matched_patterns: list[Pattern] = []
+    for stem in context.stem_set:
+        for pattern in index.postings.get(stem, ()):
+            if not context.matches(pattern.match_type, pattern.words, pattern.stems):
+                continue
+            matched_patterns.append(pattern)
+            if pattern.positive.size:
+                kw[pattern.positive] = np.maximum(kw[pattern.positive], MATCH_SCORES[pattern.match_type])
+            if pattern.negative.size:
+                negative[pattern.negative] = True
     if vector is not None:
-        sims = np.maximum(index.hints @ vector, index.creatives @ vector)
-        emb_idx = np.flatnonzero(sims >= EMB_FLOOR).tolist()
+        sims = index.vectors @ vector
+        candidate_mask = (kw > 0) | (sims >= EMB_FLOOR)
     else:
-        sims = None
-        emb_idx = []
-    kw_idx = [i for cid in hits for i in index.entries_by_campaign.get(cid, ())]
-    candidates: list[Candidate] = []
-    for i in sorted(set(emb_idx).union(kw_idx)):
+        sims = np.zeros(n, dtype=np.float32)
+        candidate_mask = kw > 0
+    if advertiser_id is not None:
+        candidate_mask &= index.advertiser == advertiser_id
+    idx = np.flatnonzero(candidate_mask)
+    if idx.size == 0:
+        return Selection([], None, None, None, "no_relevant_campaigns")
+
+    sim = sims[idx].astype(np.float64)
+    kws = kw[idx]
+    emb_rel = np.clip((sim - EMB_LOW) / (EMB_HIGH - EMB_LOW), 0.0, 1.0)
+    emb_rel[(sim < EMB_FLOOR) & (kws == 0)] = 0.0
+    relevance = 1.0 - (1.0 - kws) * (1.0 - emb_rel)
+    ts = now.timestamp()
+    today = now.date().toordinal()
+    daily = index.daily[idx]
+    spent_today = np.where(index.spend_day[idx] == today, index.spent_today[idx], 0)
+    slack = np.maximum(index.max_cost[idx], (daily * pacing.EVEN_SLACK_FRACTION).astype(np.int64))
+    allowance = np.where(
+        index.even[idx], np.minimum(daily, (daily * pacing.day_fraction(now)).astype(np.int64) + slack), daily
+    )
+    paced_ok = (index.spent[idx] < index.lifetime[idx]) & (spent_today < daily) & (spent_today < allowance)
+    lang = index.language[idx]
+    conditions = [
+        negative[idx],
+        relevance < RELEVANCE_FLOOR,
+        (lang != "") & (lang != (language or "")) & bool(language),
+        index.starts[idx] > ts,
+        index.ends[idx] <= ts,
+        ~index.reserve_ok[idx],
+        ~paced_ok,
+    ]
+    reason = np.select(conditions, list(range(1, len(conditions) + 1)), default=0)
+    score = index.value[idx] * relevance
+
+    def candidate(k: int, why: int) -> Candidate:
+        i = int(idx[k])
         entry = index.entries[i]
-        if advertiser_id is not None and entry.advertiser_id != advertiser_id:
-            continue
-        similarity = float(sims[i]) if sims is not None else 0.0
-        kw_score, matched = hits.get(entry.campaign_id, (0.0, []))
-        emb_rel = min(1.0, max(0.0, (similarity - EMB_LOW) / (EMB_HIGH - EMB_LOW)))
-        if similarity < EMB_FLOOR:
-            emb_rel = 0.0 if kw_score == 0 else emb_rel
-        relevance = 1.0 - (1.0 - kw_score) * (1.0 - emb_rel)
-        cand = Candidate(i, entry, similarity, kw_score, list(matched), relevance)
-        cand.excluded = _exclusion(entry, cand, negatives, now=now, language=language, frequency=frequency)
-        if not cand.excluded:
+        cand = Candidate(
+            index=i,
+            entry=entry,
+            similarity=float(sim[k]),
+            keyword_score=float(kws[k]),
+            matched=[p.text for p in matched_patterns if i in p.positive_set],
+            relevance=float(relevance[k]),
+            excluded=_REASONS[why],
+        )
+        if not why:
             cand.bid = auction.Bid(
                 key=i,
                 advertiser_id=entry.advertiser_id,
                 bid_type=entry.bid_type,
                 bid_micros=entry.bid_micros,
                 pctr=entry.pctr,
-                relevance=relevance,
+                relevance=float(relevance[k]),
             )
-        candidates.append(cand)
-    candidates.sort(key=lambda c: (c.excluded != "", -(c.bid.score if c.bid else 0.0), -c.relevance))
-    # One creative per campaign takes part: the best-scoring one.
-    seen: set[int] = set()
-    bids: list[auction.Bid] = []
-    for cand in candidates:
-        if cand.bid is None or cand.entry.campaign_id in seen:
+        return cand
+
+    eligible = np.flatnonzero(reason == 0)
+    # Best score first; ties: the lower bid, then the lower index (stable).
+    order = eligible[np.lexsort((index.bid[idx[eligible]], -score[eligible]))]
+    explained: list[Candidate] = []
+    winner: Candidate | None = None
+    runner_up: Candidate | None = None
+    seen_campaigns: set[int] = set()
+    for k in order.tolist():
+        if runner_up is not None and len(explained) >= explain:
+            break
+        entry = index.entries[int(idx[k])]
+        if entry.campaign_id in seen_campaigns:
+            continue  # one creative per campaign: its best one
+        seen_campaigns.add(entry.campaign_id)
+        hour, day = frequency.get(entry.campaign_id, (0, 0))
+        capped = not pacing.frequency_allows(
+            served_last_hour=hour,
+            served_last_day=day,
+            cap_hour=entry.frequency_cap_hour,
+            cap_day=entry.frequency_cap_day,
+        )
+        cand = None
+        if len(explained) < explain:
+            cand = candidate(k, _REASONS.index("frequency_cap") if capped else 0)
+            explained.append(cand)
+        if capped:
             continue
-        seen.add(cand.entry.campaign_id)
-        bids.append(cand.bid)
-    result = auction.run_auction(bids)
-    if result is None:
-        reason = "no_eligible_candidates" if candidates else "no_relevant_campaigns"
-        return Selection(candidates, None, None, None, reason)
-    by_index = {c.index: c for c in candidates}
-    winner = by_index[result.winner.key]
-    runner_up = by_index[result.runner_up.key] if result.runner_up else None
-    return Selection(candidates, winner, runner_up, result, "")
-
-
-def _exclusion(
-    entry: Entry, cand: Candidate, negatives: set[int], *, now: datetime, language: str, frequency: dict
-) -> str:
-    if entry.campaign_id in negatives:
-        return "negative_keyword"
-    if cand.relevance < RELEVANCE_FLOOR:
-        return "below_relevance_floor"
-    if entry.language and language and entry.language != language:
-        return "language"
-    if entry.starts_at and now < entry.starts_at:
-        return "not_started"
-    if entry.ends_at and now >= entry.ends_at:
-        return "ended"
-    if entry.bid_micros < auction.reserve_micros(entry.bid_type):
-        return "below_reserve"
-    max_cost = entry.bid_micros if entry.bid_type == "cpc" else auction.impression_cost_micros(entry.bid_micros)
-    state = pacing.SpendState(
-        pacing=entry.pacing,
-        daily_budget_micros=entry.daily_budget_micros,
-        lifetime_budget_micros=entry.lifetime_budget_micros,
-        spent_today_micros=entry.spent_today_micros if entry.spend_day == now.date() else 0,
-        spent_micros=entry.spent_micros,
-        max_cost_micros=max_cost,
-    )
-    if not pacing.pacing_allows(state, now):
-        return "pacing"
-    hour, day = frequency.get(entry.campaign_id, (0, 0))
-    if not pacing.frequency_allows(
-        served_last_hour=hour, served_last_day=day, cap_hour=entry.frequency_cap_hour, cap_day=entry.frequency_cap_day
-    ):
-        return "frequency_cap"
-    return ""
+        if winner is None:
+            winner = cand or candidate(k, 0)
+        elif runner_up is None and entry.advertiser_id != winner.entry.advertiser_id:
+            runner_up = cand or candidate(k, 0)
+    if len(explained) < explain:
+        excluded = np.flatnonzero(reason != 0)
+        for k in excluded[np.argsort(-relevance[excluded], kind="stable")][: explain - len(explained)].tolist():
+            explained.append(candidate(k, int(reason[k])))
+    if winner is None:
+        return Selection(explained, None, None, None, "no_eligible_candidates")
+    bids = [winner.bid] + ([runner_up.bid] if runner_up else [])
+    result = auction.run_auction([b for b in bids if b is not None])
+    return Selection(explained, winner, runner_up, result, "")
 
 
 # --- loading from the database ----------------------------------------------------

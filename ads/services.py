@@ -115,6 +115,7 @@ def decide(
     language: str = "en",
     viewer: str = "",
     advertiser_id: int | None = None,
+    explain: int = 2,
 ) -> Decision:
     """Everything after the request gates: sensitive topics, retrieval, eligibility
     and the auction. Records nothing."""
@@ -142,6 +143,7 @@ def decide(
         language=language,
         frequency=frequency,
         advertiser_id=advertiser_id,
+        explain=explain,
     )
     t3 = time.perf_counter()
     decision.selection = selection
@@ -233,7 +235,7 @@ def ads_preview(*, text: str, advertiser_id: int | None = None, language: str = 
     """What would be shown for `text`, with the score breakdown and the price, or why
     nothing would be. With advertiser_id, only that advertiser's campaigns are
     considered (other advertisers' campaigns are never revealed)."""
-    decision = decide(context_text=text, now=timezone.now(), language=language, advertiser_id=advertiser_id)
+    decision = decide(context_text=text, now=timezone.now(), language=language, advertiser_id=advertiser_id, explain=20)
     out: dict = {
         "ad": None,
         "reason": decision.reason,
