@@ -622,6 +622,10 @@ def get_index() -> CampaignIndex:
     return index
 
 
+def is_loaded() -> bool:
+    return _index is not None
+
+
 def reset() -> None:
     """Forget the index (tests, and after a data import)."""
     global _index

@@ -352,3 +352,7 @@ def match_classifier(vector: np.ndarray, *, threshold: float = CLASSIFIER_THRESH
 
 def warm_up() -> None:
     _topic_centroids()
+
+
+def is_loaded() -> bool:
+    return _centroids is not None

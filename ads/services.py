@@ -9,13 +9,15 @@ returns a payload for its own WebSocket frame and nothing else.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from django.db import IntegrityError, transaction
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -218,10 +220,52 @@ def _record_impression(*, request: AdRequest, decision: Decision, now: datetime)
     }
 
 
+_warm_lock = threading.Lock()
+_warming = False
+
+
+def ads_warm_up() -> None:
+    """Load the embedding model, the topic centroids and the campaign index (about a
+    second). A web process may call it at start; otherwise the first decision starts
+    it in the background."""
+    embeddings.warm_up()
+    sensitive.warm_up()
+    ad_index.get_index()
+
+
+def _engine_ready() -> bool:
+    """True once the model and index are loaded. Until then a decision gets no ad
+    (rather than a late one that would be served but never shown) while a background
+    thread loads them."""
+    global _warming
+    if getattr(settings, "ADS_INDEX_SYNC", False):
+        return True
+    if embeddings.is_loaded() and sensitive.is_loaded() and ad_index.is_loaded():
+        return True
+    with _warm_lock:
+        if not _warming:
+            _warming = True
+
+            def run() -> None:
+                global _warming
+                try:
+                    ads_warm_up()
+                except Exception:
+                    logger.exception("ads: warming up the decision engine failed")
+                finally:
+                    _warming = False
+                    connection.close()
+
+            threading.Thread(target=run, name="ads-warm-up", daemon=True).start()
+    return False
+
+
 def ad_decide(*, request: AdRequest, now: datetime | None = None) -> dict | None:
     """The `ad` payload for this conversation, or None. Records the served
     (unacknowledged, uncharged) impression. `now` is for simulations and tests."""
     if _gate(request):
+        return None
+    if not _engine_ready():
         return None
     now = now or timezone.now()
     viewer = tracking.viewer_key(user_id=request.user_id, session_key=request.session_key)

@@ -143,3 +143,18 @@ def test_preview_explains_the_decision(gpu_creative):
     own_only = services.ads_preview(text=GPU_TEXT, advertiser_id=other.pk)
     assert own_only["ad"] is None
     assert own_only["candidates"] == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cold_process_answers_no_ad_at_once_and_warms_up_in_the_background(gpu_creative, settings):
+    import threading
+    import time
+
+    settings.ADS_INDEX_SYNC = False
+    services.ad_index.reset()
+    assert ad_decide(request=make_request()) is None  # not loaded yet: no ad, and no wait
+    for _ in range(200):
+        if services.ad_index.is_loaded() and not any(t.name == "ads-warm-up" for t in threading.enumerate()):
+            break
+        time.sleep(0.05)
+    assert ad_decide(request=make_request()) is not None
