@@ -172,7 +172,7 @@ def _ad_request(*, owner: Owner, user, conversation_id: str, turns: list[dict], 
     return AdRequest(
         conversation_id=conversation_id,
         user_id=owner.user_id,
-        session_key=owner.session_key or f"user:{owner.user_id}",
+        session_key=owner.session_key,
         context_text="\n".join(reversed(user_turns)),  # latest message first
         is_adult=getattr(user, "is_adult", None) if owner.user_id else None,
         ads_enabled=True,
