@@ -161,7 +161,8 @@ def _db_reserve(*, subject: str, entitlements: Entitlements, tokens: int, now: d
             raise _exceeded("rate_limited", reset_at=minute + timedelta(minutes=1), entitlements=entitlements)
         active = _active_reservations(subject=subject, now=now).aggregate(n=Count("id"), first_expiry=Min("expires_at"))
         if active["n"] >= entitlements.concurrent_runs:
-            raise _exceeded("concurrent_runs", reset_at=active["first_expiry"], entitlements=entitlements)
+            reset_at = active["first_expiry"] or now + timedelta(seconds=settings.BILLING_RESERVATION_TTL_S)
+            raise _exceeded("concurrent_runs", reset_at=reset_at, entitlements=entitlements)
         reserved = (
             _active_reservations(subject=subject, now=now).filter(usage=usage).aggregate(t=Sum("tokens"))["t"] or 0
         )
@@ -305,7 +306,11 @@ def _redis_reserve(*, subject: str, entitlements: Entitlements, tokens: int, now
     if outcome == "rate_limited":
         raise _exceeded(outcome, reset_at=minute + timedelta(minutes=1), entitlements=entitlements)
     if outcome == "concurrent_runs":
-        reset_at = datetime.fromtimestamp(int(earliest) / 1000, tz=UTC)
+        reset_at = (
+            datetime.fromtimestamp(int(earliest) / 1000, tz=UTC)
+            if int(earliest) > 0
+            else now + timedelta(seconds=settings.BILLING_RESERVATION_TTL_S)
+        )
         raise _exceeded(outcome, reset_at=reset_at, entitlements=entitlements)
     if outcome == "daily_tokens":
         raise _exceeded(outcome, reset_at=_day_reset(now), entitlements=entitlements)

@@ -120,7 +120,14 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
         return HttpResponse("Bad signature.", status=400, content_type="text/plain")
     except ValueError:
         return HttpResponse("Bad payload.", status=400, content_type="text/plain")
-    if not isinstance(event, dict) or not {"id", "type", "created", "data"} <= event.keys():
+    if not (
+        isinstance(event, dict)
+        and isinstance(event.get("id"), str)
+        and isinstance(event.get("type"), str)
+        and isinstance(event.get("created"), int)
+        and isinstance(event.get("data"), dict)
+        and isinstance(event["data"].get("object"), dict)
+    ):
         return HttpResponse("Bad payload.", status=400, content_type="text/plain")
     _row, created = stripe_event_record(event=event)
     return HttpResponse("ok" if created else "duplicate", content_type="text/plain")

@@ -64,8 +64,14 @@ def stripe_event_verify(*, payload: bytes, signature: str) -> dict[str, Any]:
     secret = settings.STRIPE_WEBHOOK_SECRET
     if not secret:
         raise WebhookNotConfigured("STRIPE_WEBHOOK_SECRET is not set.")
-    # The SDK checks the HMAC of "<t>.<raw body>" and the timestamp tolerance (300 s).
-    stripe.Webhook.construct_event(payload, signature, secret)
+    # The SDK checks the HMAC of "<t>.<raw body>" and the timestamp tolerance (300 s),
+    # then parses the body; a signed body that is not an event fails in the parsing.
+    try:
+        stripe.Webhook.construct_event(payload, signature, secret)
+    except stripe.SignatureVerificationError:
+        raise
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError("The webhook body is not a Stripe event.") from exc
     return json.loads(payload)
 
 

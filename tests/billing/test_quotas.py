@@ -164,3 +164,11 @@ def test_fifty_concurrent_runs_against_a_concurrency_limit(subject):
     with ThreadPoolExecutor(max_workers=50) as pool:
         outcomes = list(pool.map(attempt, range(50)))
     assert (outcomes.count("ok"), outcomes.count("concurrent_runs")) == (3, 47)
+
+
+@pytest.mark.django_db
+def test_a_plan_without_concurrent_runs_is_refused_with_a_reset_time(subject, settings):
+    settings.BILLING_RESERVATION_TTL_S = 600
+    with pytest.raises(QuotaExceeded) as caught:
+        quota_reserve(subject=subject, entitlements=_ent(concurrent=0), tokens=10, now=NOON)
+    assert (caught.value.code, caught.value.reset_at) == ("concurrent_runs", NOON + timedelta(seconds=600))

@@ -286,3 +286,20 @@ def test_unprocessed_event_is_retried_when_stripe_redelivers(client, webhook_sec
     assert response.content == b"duplicate"
     assert StripeEvent.objects.get().processed_at is not None
     assert Subscription.objects.get().status == "active"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[1, 2, 3]",
+        b'{"id": "evt_1", "type": "customer.subscription.created"}',
+        b'{"id": "evt_1", "object": "event", "type": "x", "created": "yesterday", "data": {"object": {}}}',
+        b'{"id": "evt_1", "object": "event", "type": "x", "created": 1, "data": {"object": "nope"}}',
+        b"not json",
+    ],
+)
+def test_a_validly_signed_but_malformed_payload_is_rejected(client, webhook_secret, db, body):
+    response = client.post("/billing/stripe/webhook", data=body, content_type="application/json",
+                           HTTP_STRIPE_SIGNATURE=stripe_signature(body))
+    assert response.status_code == 400
+    assert StripeEvent.objects.count() == 0
