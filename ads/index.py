@@ -479,11 +479,15 @@ def load_index(*, version: object = None) -> CampaignIndex:
         # campaign serves at once, and leave the rest to the task.
         todo = missing[:MAX_INLINE_EMBEDDINGS]
         vectors = embeddings.embed_many([text for _, _, text in todo])
-        for (kind, key, _), vector in zip(todo, vectors, strict=True):
+        for (kind, key, text), vector in zip(todo, vectors, strict=True):
+            # Cached on the row as the embedding task would (idempotent), so the next build reads it.
+            blob, digest = embeddings.to_bytes(vector), embeddings.text_hash(text)
             if kind == "hints":
                 hint_cache[key] = vector
+                Campaign.objects.filter(pk=key).update(hints_embedding=blob, hints_embedding_hash=digest)
             else:
                 creatives[key] = vector
+                Creative.objects.filter(pk=entries[key].creative_id).update(embedding=blob, embedding_hash=digest)
         hints = [hint_cache[e.campaign_id] for e in entries]
     zero = np.zeros(embeddings.DIM, dtype=np.float32)
     creatives_final = [v if v is not None else zero for v in creatives]

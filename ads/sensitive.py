@@ -256,7 +256,16 @@ TERMS: dict[str, list[str]] = {
         r"rape\w*",
         r"harass\w*",
     ],
-    "minors": [r"i'?m (1[0-7]|[5-9]) ?(years old|yo|y/o)", r"my (school ?)?teacher", r"middle school", r"high school"],
+    # Someone saying they are a child: conservative ("I'm 16 weeks into training" also
+    # matches, and only costs an ad).
+    "minors": [
+        r"(i am|i'?m|im) (1[0-7]|[5-9])( years old| yo| y/o)?",
+        r"(1[0-7]|[5-9]) (years old|yo|y/o) (boy|girl|kid|student)",
+        r"my (school ?)?teacher",
+        r"middle school",
+        r"high school",
+        r"my homework",
+    ],
 }
 
 # Descriptions for the classifier: what a conversation on the topic sounds like.

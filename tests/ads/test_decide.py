@@ -99,6 +99,7 @@ def test_payload_matches_the_contract_and_records_a_served_impression(gpu_creati
             {"context_text": "I feel hopeless and empty, nothing matters any more, not even my GPU cluster"},
             "classifier",
         ),
+        ({"context_text": "I'm 15 and I want to rent an H100 GPU for my school project"}, "says they are a minor"),
         ({"context_text": "Can I rent an H100 GPU for free?"}, "negative keyword"),
         ({"context_text": "What is the capital of Australia?"}, "nothing relevant"),
         ({"language": "de"}, "another language"),

@@ -39,7 +39,7 @@ class Command(BaseCommand):
             self.stdout.write(f"  why: {ad['why']['explanation']}")
         for cand in result["candidates"]:
             self.stdout.write(
-                f"  - {cand['campaign']}: relevance {cand['relevance']:.2f} (similarity {cand['similarity']:.2f}, "
+                f"  - {cand['campaign']} ({cand['advertiser']}): relevance {cand['relevance']:.2f} (similarity {cand['similarity']:.2f}, "
                 f"keywords {cand['matched_keywords']}), pCTR {cand['predicted_ctr']:.4f}, score {cand['score']:.1f}"
                 + (f", excluded: {cand['excluded']}" if cand["excluded"] else "")
             )
