@@ -123,7 +123,7 @@ class PlanGrantAdmin(admin.ModelAdmin):
 class LedgerEntryInline(admin.TabularInline):
     model = LedgerEntry
     fields = ["created_at", "kind", "amount", "reference", "memo"]
-    readonly_fields = fields
+    readonly_fields = ["created_at", "kind", "amount", "reference", "memo"]
     extra = 0
     can_delete = False
     ordering = ["-created_at"]

@@ -31,6 +31,12 @@ def _absolute(path: str) -> str:
     return f"{settings.SITE_URL}{path}"
 
 
+def _session_url(session) -> str:
+    if not session.url:  # only sessions embedded in our page lack one, and we never create those
+        raise PriceNotFound(f"Stripe returned the session {session.id} without a URL.")
+    return session.url
+
+
 def customer_for_user(*, user) -> Customer:
     """The user's Stripe customer, created once (idempotently) and then reused."""
     existing = Customer.objects.filter(user=user).first()
@@ -86,7 +92,7 @@ def subscription_checkout_create(*, user, plan: Plan, interval: str, request_tok
         {"idempotency_key": f"lhama-checkout-{user.pk}-{plan.slug}-{interval}-{request_token}"},
     )
     logger.info("checkout session %s for user %s plan %s (%s)", session.id, user.pk, plan.slug, interval)
-    return session.url
+    return _session_url(session)
 
 
 def portal_session_create(*, user) -> str:
@@ -147,4 +153,4 @@ def topup_session_create(
         {"idempotency_key": idempotency_key or f"lhama-topup-{account.pk}-{uuid.uuid4().hex}"},
     )
     logger.info("top-up checkout %s for balance account %s: %s micros", session.id, account.pk, amount_micros)
-    return session.url
+    return _session_url(session)

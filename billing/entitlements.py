@@ -92,9 +92,9 @@ def active_grant(*, user, now: datetime | None = None) -> PlanGrant | None:
 def plan_for_user(*, user, now: datetime | None = None) -> Plan | None:
     """The best plan the user holds now (subscription or staff grant), else Free (None if Free is not seeded)."""
     now = now or timezone.now()
-    held = []
+    held: list[Plan] = []
     subscription = entitling_subscription(user=user, now=now)
-    if subscription is not None:
+    if subscription is not None and subscription.plan is not None:
         held.append(subscription.plan)
     grant = active_grant(user=user, now=now)
     if grant is not None:

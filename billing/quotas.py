@@ -331,7 +331,8 @@ def _redis_usage(*, subject: str, now: datetime) -> tuple[int, int, int, int]:
     active = reserved = 0
     now_ms = _ms(now)
     for value in client.hgetall(res_key).values():
-        tokens, expires, res_day = value.decode().split("|", 2)
+        text = value.decode() if isinstance(value, bytes) else value
+        tokens, expires, res_day = text.split("|", 2)
         if int(expires) > now_ms:
             active += 1
             if res_day == day.isoformat():

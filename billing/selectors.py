@@ -49,7 +49,7 @@ def account_plan(*, user) -> AccountPlan:
     grant = active_grant(user=user, now=now)
     source = ""
     renews_at = ends_at = None
-    if subscription is not None and subscription.plan.slug == entitlements.plan_slug:
+    if subscription is not None and subscription.plan is not None and subscription.plan.slug == entitlements.plan_slug:
         source = "subscription"
         if subscription.cancel_at_period_end:
             ends_at = subscription.current_period_end

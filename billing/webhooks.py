@@ -34,7 +34,7 @@ from billing.models import Customer, Plan, StripeEvent, Subscription
 logger = logging.getLogger(__name__)
 
 Status = Subscription.Status
-STATUS_RANK = {
+STATUS_RANK: dict[str, int] = {
     Status.INCOMPLETE: 0,
     Status.TRIALING: 1,
     Status.ACTIVE: 2,
@@ -54,6 +54,10 @@ class WebhookNotConfigured(Exception):
 
 def _ts(value: int | None) -> datetime | None:
     return datetime.fromtimestamp(int(value), tz=UTC) if value else None
+
+
+def _at(value: int) -> datetime:
+    return datetime.fromtimestamp(int(value), tz=UTC)
 
 
 # --- recording (called by the view) ---------------------------------------------------
@@ -85,7 +89,7 @@ def stripe_event_record(*, event: dict[str, Any]) -> tuple[StripeEvent, bool]:
                 row = StripeEvent.objects.create(
                     event_id=event["id"],
                     type=event["type"],
-                    created=_ts(event["created"]),
+                    created=_at(event["created"]),
                     livemode=bool(event.get("livemode")),
                     payload=event,
                 )
@@ -121,7 +125,7 @@ def _object(event: dict) -> dict:
 
 
 def _event_time(event: dict) -> datetime:
-    return _ts(event["created"])  # type: ignore[return-value]
+    return _at(event["created"])
 
 
 def _customer_for(*, stripe_customer_id: str | None, metadata: dict | None) -> Customer | None:
@@ -190,7 +194,7 @@ def _observe(sub: Subscription, *, status: str, at: datetime) -> bool:
     floor = int(sub.last_good_at.timestamp()) if sub.last_good_at else 0
     sub.overdue_times = sorted(t for t in times if t >= floor)
     if sub.status in OVERDUE_STATUSES and sub.overdue_times:
-        sub.grace_period_end = _ts(sub.overdue_times[0]) + timedelta(days=settings.BILLING_GRACE_DAYS)
+        sub.grace_period_end = _at(sub.overdue_times[0]) + timedelta(days=settings.BILLING_GRACE_DAYS)
     else:
         sub.grace_period_end = None
     return applied
