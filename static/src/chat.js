@@ -594,6 +594,8 @@ function init(root) {
           header.outerHTML = await resp.text();
           const fresh = document.getElementById("conversation-header");
           if (fresh && window.htmx) window.htmx.process(fresh);
+          const title = knownTitles.get(id);
+          if (title) onTitle(id, title); // it may have arrived while the header was loading
         }
       }
     }

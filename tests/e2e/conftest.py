@@ -11,10 +11,12 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -80,59 +82,85 @@ def fake_upstream(upstream_control):
     upstream.stop()
 
 
-@pytest.fixture(scope="session")
-def lhama_server(fake_upstream, tmp_path_factory):
+class LiveServer:
+    """A Daphne subprocess serving Lhama on a free port, with its own SQLite file."""
+
+    def __init__(self, *, upstream_url: str, base: Path, seed_ads: bool = False) -> None:
+        self.base = base
+        self.db_path = base / "e2e.sqlite3"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("VLLM_", "STRIPE_"))}
+        for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "LHAMA_PRODUCTION", "LLM_MODEL_PATH"):
+            env.pop(name, None)
+        env.update(
+            LHAMA_VAR_DIR=str(base / "var"),
+            SQLITE_PATH=str(self.db_path),
+            LLM_EMBEDDED_URL=upstream_url,
+            DEBUG="true",
+            # Each test is a fresh guest; a few tests send more than the guest default per minute.
+            BILLING_GUEST_REQUESTS_PER_MINUTE="60",
+            PYTHONUNBUFFERED="1",
+            PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")])),
+        )
+        manage = [sys.executable, str(ROOT / "manage.py")]
+        for command in (["migrate", "--noinput"], ["createcachetable"]):
+            subprocess.run(manage + command, env=env, cwd=ROOT, check=True, capture_output=True, timeout=300)
+        seed = (
+            "import sys; from assistant.seed import seed_demo as tiers; tiers(stdout=sys.stdout);"
+            " from billing.seed import seed_demo as plans; plans(stdout=sys.stdout)"
+        )
+        if seed_ads:
+            seed += "; from ads.seed import seed_demo as ads; ads(stdout=sys.stdout)"
+        subprocess.run(manage + ["shell", "-c", seed], env=env, cwd=ROOT, check=True, capture_output=True, timeout=300)
+        port = _free_port()
+        self.log = open(base / "daphne.log", "wb")  # noqa: SIM115 -- kept open for the server's lifetime
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+            env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        self.url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as response:  # noqa: S310
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(f"the live server did not start:\n{(base / 'daphne.log').read_text()[-4000:]}")
+            time.sleep(0.2)
+
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        """Read the server's database directly (read-only), to check what it stored."""
+        with closing(sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10)) as db:
+            return db.execute(sql, params).fetchall()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
+def _needs_frontend() -> None:
     if not (ROOT / "static" / "dist" / "chat.js").is_file():
         pytest.skip("the front end is not built (npm run build)")
-    base = tmp_path_factory.mktemp("e2e")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VLLM_", "STRIPE_"))}
-    for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "LHAMA_PRODUCTION", "LLM_MODEL_PATH"):
-        env.pop(name, None)
-    env.update(
-        LHAMA_VAR_DIR=str(base / "var"),
-        SQLITE_PATH=str(base / "e2e.sqlite3"),
-        LLM_EMBEDDED_URL=fake_upstream.base_url,
-        DEBUG="true",
-        # Each test is a fresh guest; a few tests send more than the guest default per minute.
-        BILLING_GUEST_REQUESTS_PER_MINUTE="60",
-        PYTHONUNBUFFERED="1",
-        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")])),
-    )
-    manage = [sys.executable, str(ROOT / "manage.py")]
-    for command in (["migrate", "--noinput"], ["createcachetable"]):
-        subprocess.run(manage + command, env=env, cwd=ROOT, check=True, capture_output=True, timeout=300)
-    subprocess.run(
-        manage + ["shell", "-c", "import sys; from assistant.seed import seed_demo as tiers; tiers(stdout=sys.stdout);"
-                  " from billing.seed import seed_demo as plans; plans(stdout=sys.stdout)"],
-        env=env, cwd=ROOT, check=True, capture_output=True, timeout=120,
-    )
-    port = _free_port()
-    log = open(base / "daphne.log", "wb")  # noqa: SIM115 -- kept open for the server's lifetime
-    server = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
-        env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:  # noqa: S310
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            log.close()
-            pytest.fail(f"the live server did not start:\n{(base / 'daphne.log').read_text()[-4000:]}")
-        time.sleep(0.2)
-    yield url
-    server.terminate()
-    try:
-        server.wait(10)
-    except subprocess.TimeoutExpired:
-        server.kill()
-    log.close()
+
+
+@pytest.fixture(scope="session")
+def live(fake_upstream, tmp_path_factory):
+    _needs_frontend()
+    server = LiveServer(upstream_url=fake_upstream.base_url, base=tmp_path_factory.mktemp("e2e"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def lhama_server(live) -> str:
+    return live.url
 
 
 @pytest.fixture(scope="session")
@@ -169,7 +197,8 @@ def new_page(browser, lhama_server):
 
     def make(**options):
         options.setdefault("viewport", {"width": 1280, "height": 800})
-        context = browser.new_context(base_url=lhama_server, **options)
+        options.setdefault("base_url", lhama_server)
+        context = browser.new_context(**options)
         context.set_default_timeout(15000)
         contexts.append(context)
         page = context.new_page()
