@@ -311,3 +311,25 @@ class CampaignStatHourlyAdmin(StatAdmin):
 class CampaignStatDailyAdmin(StatAdmin):
     list_display = ["day", *StatAdmin.list_display]
     date_hierarchy = "day"
+
+
+@admin.register(AdvertiserMembership)
+class AdvertiserMembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "advertiser", "role", "created_at"]
+    list_filter = ["role"]
+    search_fields = ["user__email", "advertiser__name"]
+    list_select_related = ["user", "advertiser"]
+    autocomplete_fields = ["user", "advertiser"]
+
+
+@admin.register(CampaignKeyword)
+class CampaignKeywordAdmin(admin.ModelAdmin):
+    list_display = ["text", "match_type", "is_negative", "campaign"]
+    list_filter = ["match_type", "is_negative"]
+    search_fields = ["text", "campaign__name"]
+    list_select_related = ["campaign"]
+    autocomplete_fields = ["campaign"]
+
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        services.ad_index.invalidate()
