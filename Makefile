@@ -38,7 +38,7 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-static/dist/.built: node_modules/.installed static/build.mjs $(wildcard static/src/*.js)
+static/dist/.built: node_modules/.installed static/build.mjs $(wildcard static/src/*.js static/src/*/*.js)
 	npm run --silent build
 	@touch $@
 

@@ -865,6 +865,19 @@ function init(root) {
     document.getElementById("sidebar-backdrop")?.addEventListener("click", () => setOpen(false));
   }
 
+  // Menus (<details>): one open at a time; a click elsewhere or Escape closes them.
+  const openMenus = () => document.querySelectorAll("details.menu[open], details.conv-menu[open]");
+  document.addEventListener("click", (event) => {
+    for (const menu of openMenus()) if (!menu.contains(event.target)) menu.open = false;
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "Escape") return;
+    for (const menu of openMenus()) {
+      menu.open = false;
+      menu.querySelector("summary")?.focus();
+    }
+  });
+
   // Copy buttons in the share panel (swapped in by htmx).
   document.addEventListener("click", async (event) => {
     const button = event.target.closest("button[data-copy-target]");

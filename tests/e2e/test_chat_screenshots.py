@@ -65,3 +65,21 @@ def test_sponsored_card(new_page, artifacts):
     page.locator(".ad-why summary").click()
     page.screenshot(path=artifacts / "chat-ad-card.png")
     assert errors == []
+
+
+def test_shared_page_without_javascript(new_page, artifacts):
+    page, errors = new_page()
+    chat_with_code(page)
+    page.locator(".share-menu summary").click()
+    page.get_by_role("button", name="Create link").click()
+    share_url = page.locator("#share-url").input_value()
+    page.screenshot(path=artifacts / "chat-share-panel.png")
+    reader, reader_errors = new_page(java_script_enabled=False, viewport={"width": 900, "height": 700})
+    reader.goto(share_url)
+    assert reader.locator(".msg-assistant .codeblock").count() == 0  # no JS: plain sanitised Markdown
+    assert reader.locator(".msg-assistant pre code.language-python").inner_text() == (
+        'def greet(name):\n    return f"Hi {name}"\n'
+    )
+    assert reader.locator("script").count() == 0
+    reader.screenshot(path=artifacts / "chat-shared.png", full_page=True)
+    assert errors == [] and reader_errors == []
