@@ -19,6 +19,7 @@ from ads.services_reporting import stats_rollup_day, stats_rollup_hour
 from billing.ledger import balance_micros
 from tests.ads.conftest import DATA
 from tests.ads.factories import AdvertiserFactory, CampaignFactory, CreativeFactory, MembershipFactory
+from tests.factories import UserFactory
 
 XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
@@ -180,11 +181,14 @@ def test_ads_preview_command(labelled_campaigns):
 
 @pytest.mark.django_db
 def test_seed_demo_is_idempotent():
+    from accounts.seed import DEMO_STAFF_EMAIL
     from ads.seed import seed_demo
 
+    staff = UserFactory(email=DEMO_STAFF_EMAIL)
     seed_demo(stdout=StringIO())
     seed_demo(stdout=StringIO())
     advertiser = Advertiser.objects.get()
+    assert list(advertiser.memberships.values_list("user", "role")) == [(staff.pk, "owner")]
     assert balance_micros(account_id=advertiser.balance_account_id) == 1_000_000_000
     assert Campaign.objects.filter(status="active").count() == 6
     assert Creative.objects.filter(review_status="approved").count() == 6
