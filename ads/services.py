@@ -269,10 +269,14 @@ def ad_decide(*, request: AdRequest, now: datetime | None = None) -> dict | None
         return None
     now = now or timezone.now()
     viewer = tracking.viewer_key(user_id=request.user_id, session_key=request.session_key)
-    decision = decide(context_text=request.context_text, now=now, language=request.language, viewer=viewer)
-    if decision.reason or decision.selection is None or decision.selection.winner is None:
+    try:
+        decision = decide(context_text=request.context_text, now=now, language=request.language, viewer=viewer)
+        if decision.reason or decision.selection is None or decision.selection.winner is None:
+            return None
+        return _record_impression(request=request, decision=decision, now=now)
+    except Exception:  # an ad is never worth a failed answer: log it, show none
+        logger.exception("ads: the decision failed for conversation %s", request.conversation_id)
         return None
-    return _record_impression(request=request, decision=decision, now=now)
 
 
 def ads_preview(*, text: str, advertiser_id: int | None = None, language: str = "en") -> dict:
