@@ -218,8 +218,10 @@ function init(root) {
     let cut = pending.length;
     if (!final) {
       const m = pending.match(/^[\s\S]*[.!?:\n]/);
-      if (!m) return;
-      cut = m[0].length;
+      if (m) cut = m[0].length;
+      else if (pending.length > 120) cut = pending.lastIndexOf(" ") + 1; // long text without a sentence end
+      else return;
+      if (cut <= 0) return;
     }
     const chunk = pending.slice(0, cut).replace(/[`*_#>|]/g, "").trim();
     v.announced += cut;
@@ -446,6 +448,10 @@ function init(root) {
   function onRunStarted(msg) {
     const v = views.get(msg.client_id);
     if (!v) return;
+    if (v.stopRequested) {
+      send({ type: "run.stop", run_id: msg.run_id });
+      return;
+    }
     clearTimeout(v.startTimer);
     bindRun(v, msg.run_id);
     v.status = "streaming";
@@ -716,7 +722,10 @@ function init(root) {
   });
   stopButton.addEventListener("click", () => {
     if (view && view.runId) send({ type: "run.stop", run_id: view.runId });
-    else if (view) failView(view, { message: "Stopped before the answer started.", retryable: true });
+    else if (view) {
+      view.stopRequested = true; // stop it as soon as the server says which run it is
+      failView(view, { message: "Stopped before the answer started.", retryable: true });
+    }
   });
   document.addEventListener("keydown", (event) => {
     if (event.key === "Escape" && view && view.runId && document.activeElement === input) {

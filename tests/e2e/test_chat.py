@@ -67,6 +67,11 @@ def test_message_streams_in_and_the_conversation_gets_a_url_and_title(new_page):
     assert page.locator("#served-by").inner_text() == (
         "Answered by SmolLM2-135M-Instruct (embedded llama.cpp server, CPU)"
     )
+    page.evaluate(
+        """() => { window.__announced = []; const live = document.getElementById('live-region');
+            new MutationObserver(() => window.__announced.push(live.textContent))
+              .observe(live, {childList: true, characterData: true, subtree: true}); }"""
+    )
     send(page, "SLOW hello there")
     assert page.locator("#composer-input").input_value() == ""
     # Tokens arrive while the answer is still being written…
@@ -91,8 +96,13 @@ def test_message_streams_in_and_the_conversation_gets_a_url_and_title(new_page):
     assert last_answer(page).locator(".msg-meta").inner_text() == (
         "Llama 3.1 8B · answered by SmolLM2-135M-Instruct (embedded llama.cpp server, CPU)"
     )
-    # The live region got pieces of the answer, never the whole text in one go.
-    assert page.locator("#live-region").inner_text() != FULL_SLOW_TEXT
+    # Screen readers heard the answer once, in pieces, never the whole text again.
+    announced = [a for a in page.evaluate("window.__announced") if a]
+    assert len(announced) >= 3
+    assert announced[-1].endswith("Answer complete.")
+    assert max(len(a) for a in announced) < len(FULL_SLOW_TEXT) / 2
+    heard = " ".join(a.removesuffix("Answer complete.") for a in announced).split()
+    assert heard == FULL_SLOW_TEXT.split()
     assert errors == []
 
 
