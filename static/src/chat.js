@@ -452,6 +452,17 @@ function init(root) {
       send({ type: "run.stop", run_id: msg.run_id });
       return;
     }
+    if (v.status === "error") {
+      // Started after all (a slow start we had given up on): follow it if nothing else runs.
+      if (view) {
+        send({ type: "run.stop", run_id: msg.run_id });
+        return;
+      }
+      v.el.querySelector(".msg-error")?.remove();
+      v.el.querySelector(".msg-body").setAttribute("aria-busy", "true");
+      view = v;
+      streamingUi(true);
+    }
     clearTimeout(v.startTimer);
     bindRun(v, msg.run_id);
     v.status = "streaming";
