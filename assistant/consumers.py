@@ -239,7 +239,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                     client_id=client_id,
                 ))
                 return
-        spec = await database_sync_to_async(services.run_begin)(
+        # Not thread-sensitive: concurrent sends each get a pool thread (and connection)
+        # instead of queueing on the one thread that serves every socket's ORM calls.
+        spec = await database_sync_to_async(services.run_begin, thread_sensitive=False)(
             owner=self.owner,
             user=self.user,
             action=action,

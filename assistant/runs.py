@@ -77,7 +77,9 @@ async def process_owner() -> str:
     entry = _control.get(loop)
     if entry is None or entry[1].done():
         layer = get_channel_layer()
-        channel = await layer.new_channel("runctl.")
+        # The default "specific" prefix: channels_redis receives every process-local channel
+        # through one shared list per prefix, so a second prefix would starve the sockets.
+        channel = await layer.new_channel()
         task = loop.create_task(_control_listener(layer, channel), name="lhama-run-control")
         entry = (channel, task)
         _control[loop] = entry
