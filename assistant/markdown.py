@@ -13,6 +13,7 @@ from functools import lru_cache
 
 import nh3
 from markdown_it import MarkdownIt
+from markdown_it.common.utils import escapeHtml
 
 ALLOWED_TAGS = frozenset(
     {
@@ -30,12 +31,22 @@ ALLOWED_ATTRIBUTES = {
 URL_SCHEMES = frozenset({"http", "https", "mailto"})
 
 
+def _image_as_link(self, tokens, idx, options, env) -> str:
+    # Images from a model would load third-party URLs: show them as links (as chat.js does).
+    token = tokens[idx]
+    src = escapeHtml(token.attrGet("src") or "")
+    alt = escapeHtml(self.renderInlineAsText(token.children or [], options, env) or token.attrGet("src") or "")
+    return f'<a href="{src}">{alt}</a>'
+
+
 @lru_cache(maxsize=1)
 def _parser() -> MarkdownIt:
     # "commonmark" plus GFM tables and strikethrough; linkify needs an extra package, so off.
-    return MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False}).enable(
+    parser = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False}).enable(
         ["table", "strikethrough"]
     )
+    parser.add_render_rule("image", _image_as_link)
+    return parser
 
 
 def sanitize_html(html: str) -> str:
