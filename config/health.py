@@ -22,6 +22,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 def _inference_urls() -> list[str]:
+    """The distinct base URLs of the active model tiers (the settings when no tier exists)."""
     from assistant.selectors import tier_base_urls
 
     return tier_base_urls()
