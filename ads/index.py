@@ -25,7 +25,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from ads import auction, embeddings, pacing
-from ads.matching import MATCH_SCORES, Context
+from ads.matching import BROAD, EXACT, MATCH_SCORES, Context
 
 logger = logging.getLogger(__name__)
 
@@ -95,13 +95,42 @@ _NO_DAY = -1
 
 
 @dataclass
+class SingleGroup:
+    patterns: list[Pattern]
+    positive: dict[float, np.ndarray]  # score -> entry indices
+    negative: np.ndarray
+
+
+def _single_groups(groups: dict[str, list[Pattern]]) -> dict[str, SingleGroup]:
+    out = {}
+    for key, patterns in groups.items():
+        by_score: dict[float, list[np.ndarray]] = {}
+        for p in patterns:
+            if p.positive.size:
+                by_score.setdefault(MATCH_SCORES[p.match_type], []).append(p.positive)
+        negatives = [p.negative for p in patterns if p.negative.size]
+        out[key] = SingleGroup(
+            patterns=patterns,
+            positive={score: np.unique(np.concatenate(arrays)) for score, arrays in by_score.items()},
+            negative=np.unique(np.concatenate(negatives)) if negatives else np.zeros(0, dtype=np.int64),
+        )
+    return out
+
+
+@dataclass
 class CampaignIndex:
     entries: list[Entry]
     # (n, DIM): per entry, the normalised sum of the campaign's context-hints vector and
     # the creative's vector (the creative's alone when there are no hints). One matrix,
     # not two: the similarity pass reads it once per decision and is memory-bound.
     vectors: np.ndarray
-    postings: dict[str, list[Pattern]]
+    # Multi-word patterns, keyed by their two alphabetically first distinct stems: a
+    # conversation looks up only the pairs of stems it contains.
+    postings: dict[tuple[str, str], list[Pattern]]
+    # Single-word patterns need no verification: presence of the stem (phrase, broad)
+    # or of the word (exact) decides. Their entries are concatenated per key.
+    single_stem: dict[str, SingleGroup]
+    single_exact: dict[str, SingleGroup]
     entries_by_campaign: dict[int, list[int]]
     # Per-entry columns for vectorised eligibility and scoring.
     campaign: np.ndarray
@@ -165,20 +194,29 @@ def build_index(
         if key not in grouped:
             grouped[key] = (kw, [], [])
         (grouped[key][2] if kw.is_negative else grouped[key][1]).extend(by_campaign[kw.campaign_id])
-    postings: dict[str, list[Pattern]] = {}
+    postings: dict[tuple[str, str], list[Pattern]] = {}
+    single_stem: dict[str, list[Pattern]] = {}
+    single_exact: dict[str, list[Pattern]] = {}
     for kw, positive, negative in grouped.values():
         pos = np.array(sorted(set(positive)), dtype=np.int64)
-        postings.setdefault(kw.stems[0], []).append(
-            Pattern(
-                text=kw.text,
-                match_type=kw.match_type,
-                words=kw.words,
-                stems=kw.stems,
-                positive=pos,
-                negative=np.array(sorted(set(negative)), dtype=np.int64),
-                positive_set=frozenset(pos.tolist()),
-            )
+        pattern = Pattern(
+            text=kw.text,
+            match_type=kw.match_type,
+            words=kw.words,
+            stems=kw.stems,
+            positive=pos,
+            negative=np.array(sorted(set(negative)), dtype=np.int64),
+            positive_set=frozenset(pos.tolist()),
         )
+        distinct = sorted(set(kw.stems))
+        if len(distinct) > 1:
+            postings.setdefault((distinct[0], distinct[1]), []).append(pattern)
+        elif len(kw.words) > 1:  # "run run": one distinct stem, still needs the phrase check
+            postings.setdefault((distinct[0], distinct[0]), []).append(pattern)
+        elif kw.match_type == EXACT:
+            single_exact.setdefault(kw.words[0], []).append(pattern)
+        else:
+            single_stem.setdefault(kw.stems[0], []).append(pattern)
     is_cpc = np.array([e.bid_type == "cpc" for e in entries], dtype=bool)
     bid = np.array([e.bid_micros for e in entries], dtype=np.int64)
     pctr = np.array([e.pctr for e in entries], dtype=np.float64)
@@ -186,6 +224,8 @@ def build_index(
         entries=entries,
         vectors=matrix,
         postings=postings,
+        single_stem=_single_groups(single_stem),
+        single_exact=_single_groups(single_exact),
         entries_by_campaign=by_campaign,
         campaign=np.array([e.campaign_id for e in entries], dtype=np.int64),
         advertiser=np.array([e.advertiser_id for e in entries], dtype=np.int64),
@@ -290,28 +330,50 @@ def select(
     kw = np.zeros(n, dtype=np.float64)
     negative = np.zeros(n, dtype=bool)
     matched_patterns: list[Pattern] = []
-    for stem in context.stem_set:
-        for pattern in index.postings.get(stem, ()):
-            if not context.matches(pattern.match_type, pattern.words, pattern.stems):
+    by_score: dict[float, list[np.ndarray]] = {}
+    negatives: list[np.ndarray] = []
+    stem_set = context.stem_set
+    groups = [index.single_stem.get(s) for s in stem_set] + [index.single_exact.get(w) for w in context.word_set]
+    for group in groups:
+        if group is None:
+            continue
+        matched_patterns.extend(group.patterns)
+        for score, entries_ in group.positive.items():
+            by_score.setdefault(score, []).append(entries_)
+        if group.negative.size:
+            negatives.append(group.negative)
+    ordered = sorted(stem_set)
+    pairs = [(a, a) for a in ordered] + [(a, b) for i, a in enumerate(ordered) for b in ordered[i + 1 :]]
+    for pair in pairs:
+        for pattern in index.postings.get(pair, ()):
+            if not stem_set.issuperset(pattern.stems):
+                continue
+            if pattern.match_type != BROAD and not context.matches(pattern.match_type, pattern.words, pattern.stems):
                 continue
             matched_patterns.append(pattern)
             if pattern.positive.size:
-                kw[pattern.positive] = np.maximum(kw[pattern.positive], MATCH_SCORES[pattern.match_type])
+                by_score.setdefault(MATCH_SCORES[pattern.match_type], []).append(pattern.positive)
             if pattern.negative.size:
-                negative[pattern.negative] = True
-    if vector is not None:
-        sims = index.vectors @ vector
-        candidate_mask = (kw > 0) | (sims >= EMB_FLOOR)
+                negatives.append(pattern.negative)
+    for score in sorted(by_score):  # ascending, so the best match type's score stays
+        kw[np.concatenate(by_score[score])] = score
+    if negatives:
+        negative[np.concatenate(negatives)] = True
+    if vector is None:
+        rows = np.flatnonzero(kw > 0)
+        exact = np.zeros(rows.size, dtype=np.float32)
+        keep = np.ones(rows.size, dtype=bool)
     else:
-        sims = np.zeros(n, dtype=np.float32)
-        candidate_mask = kw > 0
+        exact = index.vectors @ vector
+        rows = np.arange(n)
+        keep = (kw > 0) | (exact >= EMB_FLOOR)
     if advertiser_id is not None:
-        candidate_mask &= index.advertiser == advertiser_id
-    idx = np.flatnonzero(candidate_mask)
+        keep &= index.advertiser[rows] == advertiser_id
+    idx = rows[keep]
     if idx.size == 0:
         return Selection([], None, None, None, "no_relevant_campaigns")
 
-    sim = sims[idx].astype(np.float64)
+    sim = exact[keep].astype(np.float64)
     kws = kw[idx]
     emb_rel = np.clip((sim - EMB_LOW) / (EMB_HIGH - EMB_LOW), 0.0, 1.0)
     emb_rel[(sim < EMB_FLOOR) & (kws == 0)] = 0.0

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from ads import services
+from ads.matching import KeywordError, keyword_matches, parse_keyword, parse_keywords
 from ads.services import ads_preview
+from tests.ads.factories import AdvertiserFactory, CreativeFactory
 
 # The bar: at least 90% of all labelled conversations decided correctly, and no ad
 # at all on a sensitive conversation (showing one there is the failure that matters:
@@ -49,3 +52,72 @@ def test_labelled_set_precision(labelled_campaigns, labelled_conversations, caps
             print("  miss:", line)
     assert accuracy >= MIN_ACCURACY
     assert precision >= MIN_PRECISION
+
+
+# --- keyword match types ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "text", "expected"),
+    [
+        ("[gpu rental]", "cheap gpu rental please", True),
+        ("[gpu rental]", "cheap gpu rentals please", False),  # exact: verbatim only
+        ("[gpu rental]", "rental gpu", False),
+        ('"gpu rental"', "cheap gpu rentals please", True),  # phrase: plural allowed
+        ('"gpu rental"', "rental of a gpu", False),  # phrase: together and in order
+        ("gpu rental", "a rental for my GPUs", True),  # broad: any order
+        ("gpu rental", "a gpu for sale", False),  # broad: every word
+        ("running shoes", "I was running without shoes", True),
+        ("[python]", "Python 3.12 tips", True),
+        ("[c++]", "a c++ question", True),
+    ],
+)
+def test_match_types(line, text, expected):
+    assert keyword_matches(parse_keyword(line), text) is expected
+
+
+def test_parse_keywords_reports_every_bad_entry():
+    assert [k.as_line() for k in parse_keywords('[Gpu  Rental], "cloud gpu"\n-free\nh100')] == [
+        "[gpu rental]",
+        '"cloud gpu"',
+        "-free",
+        "h100",
+    ]
+    with pytest.raises(KeywordError) as exc:
+        parse_keywords("[]\none two three four five six seven\nok")
+    assert "'[]' has no words." in str(exc.value)
+    assert "more than 6 words" in str(exc.value)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("keywords", "text", "matched"),
+    [
+        ("[h100]", "rent an H100 today", ["h100"]),
+        ("[h100s]", "rent an H100 today", []),
+        ('"rent gpu"', "I want to rent GPUs", ["rent gpu"]),
+        ('"rent gpu"', "GPUs to rent", []),
+        ("gpu rent", "GPUs to rent", ["gpu rent"]),
+        ('rent gpu\n-"for free"', "GPUs to rent for free", None),  # a negative phrase excludes
+        ("rent gpu\n-[free]", "GPUs to rent, not free", None),
+    ],
+)
+def test_index_keyword_matching(keywords, text, matched):
+    campaign = services.campaign_create(
+        advertiser=AdvertiserFactory(balance_usd=10),
+        name="Kw",
+        status="active",
+        keywords=keywords,
+        max_bid_micros=500_000,
+    )
+    CreativeFactory(campaign=campaign, headline="Plain", text="Plain text.", question="A question?")
+    services.ad_index.invalidate()
+    result = services.ads_preview(text=text)
+    cands = {c["campaign"]: c for c in result["candidates"]}
+    if matched is None:
+        assert cands["Kw"]["excluded"] == "negative_keyword"
+    elif matched:
+        assert cands["Kw"]["matched_keywords"] == matched
+        assert result["ad"]["campaign"] == "Kw"
+    else:
+        assert "Kw" not in cands
