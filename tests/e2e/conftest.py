@@ -1,6 +1,6 @@
-"""Browser tests: a real Lhama (Daphne subprocess, file SQLite, in-process run logs)
-talking to a fake OpenAI-compatible upstream in this process, driven by Playwright
-with Debian's chromium.
+"""Browser tests: a real Lhama (Daphne subprocess with its own SQLite file; run logs
+in-process, or in Redis when REDIS_URL is set) talking to a fake OpenAI-compatible
+upstream in this process, driven by Playwright with Debian's chromium.
 
 The upstream is the only fake: `chat_route` picks the answer from the question, so a
 test says what the "model" answers by what it types (SLOW…, XSS…, FAIL…).
@@ -89,8 +89,12 @@ class LiveServer:
         self.base = base
         self.db_path = base / "e2e.sqlite3"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("VLLM_", "STRIPE_"))}
-        for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "LHAMA_PRODUCTION", "LLM_MODEL_PATH"):
+        # Its own SQLite file always; Redis (run logs, channel layer, quotas) when the suite
+        # runs with REDIS_URL, and then titles come from the Celery task, run eagerly here.
+        for name in ("DATABASE_URL", "CELERY_BROKER_URL", "LHAMA_PRODUCTION", "LLM_MODEL_PATH"):
             env.pop(name, None)
+        if env.get("REDIS_URL"):
+            env["CELERY_TASK_ALWAYS_EAGER"] = "true"
         env.update(
             LHAMA_VAR_DIR=str(base / "var"),
             SQLITE_PATH=str(self.db_path),
