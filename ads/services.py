@@ -122,7 +122,9 @@ def decide(
     """Everything after the request gates: sensitive topics, retrieval, eligibility
     and the auction. Records nothing."""
     decision = Decision()
-    text = (context_text or "")[-MAX_CONTEXT_CHARS:]
+    # The chat puts the latest message first, then earlier turns: keep the beginning
+    # (the embedding model also reads only its first 256 tokens).
+    text = (context_text or "")[:MAX_CONTEXT_CHARS]
     t0 = time.perf_counter()
     hit = sensitive.match_terms(text)
     if hit:
