@@ -300,3 +300,31 @@ def test_export_lists_memberships(user):
     assert [(m["advertiser"], m["role"]) for m in user_export(user=user)["advertiser_memberships"]] == [
         ("Shop", "owner")
     ]
+
+
+@pytest.mark.django_db
+def test_embeddings_are_cached_once_and_recomputed_when_the_text_changes(django_capture_on_commit_callbacks):
+    from ads import embeddings
+    from ads.tasks import embed_campaign, embed_creative
+
+    campaign = CampaignFactory(context_hints="Renting cloud GPUs.")
+    creative = CreativeFactory(campaign=campaign)
+    embed_creative(creative.pk)
+    embed_campaign(campaign.pk)
+    creative.refresh_from_db()
+    campaign.refresh_from_db()
+    assert creative.embedding_hash == embeddings.text_hash(creative.embedding_text)
+    assert embeddings.from_bytes(creative.embedding).shape == (embeddings.DIM,)
+    assert campaign.hints_embedding_hash == embeddings.text_hash("Renting cloud GPUs.")
+    assert services.creative_embed(creative_id=creative.pk) is False  # unchanged: nothing to do
+    with django_capture_on_commit_callbacks(execute=True):
+        services.creative_update(creative=creative, headline="A new headline")
+    creative.refresh_from_db()
+    assert creative.embedding_hash == embeddings.text_hash(creative.embedding_text)
+    assert "A new headline" in creative.embedding_text
+
+
+def test_periodic_tasks_are_in_the_beat_schedule(settings):
+    schedule = settings.CELERY_BEAT_SCHEDULE
+    assert schedule["ads-stats-rollup"]["task"] == "ads.stats_rollup"
+    assert schedule["ads-campaigns-resume-funded"]["task"] == "ads.campaigns_resume_funded"
