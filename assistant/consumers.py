@@ -252,7 +252,15 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             message_id=message_id,
             run_owner=await runs.process_owner(),
         )
-        await runs.run_start(spec)
+        try:
+            await runs.run_start(spec)
+        except Exception:
+            # The run log could not be opened (Redis down?): end the run we just wrote.
+            logger.exception("starting run %s failed", spec.run_id)
+            await database_sync_to_async(services.run_abort)(spec=spec, message="The answer could not be started.")
+            raise services.RunRejected(
+                "internal_error", "The answer could not be started. Try again.", retryable=True
+            ) from None
         await self._join_conversation(spec.conversation_id)
         await self.send_json({
             "type": "run.started",

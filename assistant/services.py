@@ -422,6 +422,22 @@ def run_finish(
     return True
 
 
+def run_abort(*, spec: RunSpec, message: str) -> None:
+    """End a run that never started (its log could not be opened) and free its quota."""
+    run_finish(
+        run_id=spec.run_id,
+        assistant_message_id=spec.assistant_message_id,
+        conversation_id=spec.conversation_id,
+        status=GenerationRun.Status.ERROR,
+        text="",
+        seq=0,
+        finish_reason="error",
+        error_code="internal_error",
+        error_message=message,
+    )
+    quota_release_quietly(reservation=spec.reservation)
+
+
 def runs_reap_orphans(*, stale_after: timedelta | None = None) -> list[str]:
     """Mark runs whose owner stopped sending heartbeats as interrupted, keeping the partial
     text of their last snapshot. Returns the ids of the runs marked."""

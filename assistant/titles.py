@@ -50,9 +50,11 @@ def title_from_text(text: str) -> str:
 def clean_model_title(raw: str) -> str:
     """The model's title, tidied; empty when it is not usable as a title."""
     line = next((ln.strip() for ln in raw.strip().splitlines() if ln.strip()), "")
+    if line.startswith("```"):
+        return ""  # small models sometimes answer the message instead, with code
     line = re.sub(r"^(title|conversation title)\s*:\s*", "", line, flags=re.IGNORECASE)
     line = line.strip(" \"'`*#.:;").strip()
-    if not re.search(r"\w", line) or len(line.split()) > 8 or len(line) > TITLE_MAX_CHARS:
+    if not re.search(r"\w", line) or not 2 <= len(line.split()) <= 8 or len(line) > TITLE_MAX_CHARS:
         return ""
     return line
 

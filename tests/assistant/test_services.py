@@ -251,3 +251,27 @@ def test_owner_subjects():
     assert Owner(user_id=7).subject == "user:7"
     assert Owner(user_id=None, session_key="abc").subject == "guest:abc"
     assert Owner(user_id=None).is_known is False
+
+
+@pytest.mark.parametrize(
+    ("raw", "title"),
+    [
+        ("Boiling eggs", "Boiling eggs"),
+        ('Title: "Boiling eggs at home."\nmore text', "Boiling eggs at home"),
+        ("```python\ndef f(): pass", ""),
+        ("python", ""),
+        ("Boil an egg: a simple, yet powerful recipe that has been passed down", ""),
+        ("", ""),
+    ],
+)
+def test_model_titles_are_tidied_or_refused(raw, title):
+    from assistant.titles import clean_model_title
+
+    assert clean_model_title(raw) == title
+
+
+def test_heuristic_title_is_the_first_words():
+    from assistant.titles import title_from_text
+
+    assert title_from_text("How do I **boil** an egg without cracking it?") == "How do I boil an egg"
+    assert title_from_text("   ") == "New conversation"
