@@ -273,6 +273,12 @@ VLLM_BASE_URL_8B = env.str("VLLM_BASE_URL_8B", default="")
 VLLM_BASE_URL_70B = env.str("VLLM_BASE_URL_70B", default="")
 VLLM_BASE_URL_405B = env.str("VLLM_BASE_URL_405B", default="")
 VLLM_API_KEY = env.str("VLLM_API_KEY", default="")
+# Chat runs (docs/protocol.md): upstream deadlines, coalescing window, message cap.
+LLM_CONNECT_TIMEOUT_S = env.float("LLM_CONNECT_TIMEOUT_S", default=5.0)
+LLM_FIRST_TOKEN_TIMEOUT_S = env.float("LLM_FIRST_TOKEN_TIMEOUT_S", default=60.0)
+LLM_BETWEEN_TOKENS_TIMEOUT_S = env.float("LLM_BETWEEN_TOKENS_TIMEOUT_S", default=30.0)
+ASSISTANT_COALESCE_S = env.float("ASSISTANT_COALESCE_S", default=0.04)
+ASSISTANT_MAX_MESSAGE_CHARS = env.int("ASSISTANT_MAX_MESSAGE_CHARS", default=8000)
 
 # --- stripe ----------------------------------------------------------------------
 STRIPE_SECRET_KEY = get_mandatory("STRIPE_SECRET_KEY")
