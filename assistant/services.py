@@ -366,11 +366,14 @@ def run_begin(
 def run_heartbeat(*, run_id: str, assistant_message_id: str, text: str | None, seq: int) -> None:
     """Crash-safety snapshot: the partial text and the owner's heartbeat."""
     now = timezone.now()
-    GenerationRun.objects.filter(pk=run_id, status=GenerationRun.Status.RUNNING).update(heartbeat_at=now, last_seq=seq)
-    if text is not None:
-        Message.objects.filter(pk=assistant_message_id, status=Message.Status.STREAMING).update(
-            content=text, updated_at=now
+    with transaction.atomic():  # one commit (one SQLite write lock) per snapshot
+        GenerationRun.objects.filter(pk=run_id, status=GenerationRun.Status.RUNNING).update(
+            heartbeat_at=now, last_seq=seq
         )
+        if text is not None:
+            Message.objects.filter(pk=assistant_message_id, status=Message.Status.STREAMING).update(
+                content=text, updated_at=now
+            )
 
 
 def run_mark_first_token(*, run_id: str) -> None:

@@ -66,7 +66,7 @@ def _free_port() -> int:
 def _child_env(tmp: str) -> dict:
     return {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "bench._streaming_settings",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
         "LHAMA_VAR_DIR": tmp,
         "SQLITE_PATH": str(Path(tmp) / "bench.sqlite3"),
         # LHAMA_BENCH_DATABASE_URL / LHAMA_BENCH_REDIS_URL measure the scaled set-up instead
@@ -88,7 +88,7 @@ def _start_daphne(env: dict, coalesce_s: float) -> tuple[subprocess.Popen, int]:
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
-        cwd=ROOT, env={**env, "LHAMA_BENCH_COALESCE_S": str(coalesce_s)},
+        cwd=ROOT, env={**env, "ASSISTANT_COALESCE_S": str(coalesce_s)},
         stdout=subprocess.DEVNULL, stderr=(Path(env["LHAMA_VAR_DIR"]) / f"daphne-{port}.log").open("w"),
     )
     deadline = time.monotonic() + 60
