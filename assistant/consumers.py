@@ -14,6 +14,7 @@ import time
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from redis.exceptions import RedisError
 
 from assistant import runs, selectors, services
 from assistant.runlog import run_log
@@ -364,10 +365,22 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 if snapshot.ended:
                     return
                 position = snapshot.seq
-            async for event in log.follow(run_id, after_seq=position):
-                frame = event_frame(run_id, event)
-                if frame is not None:
-                    await self.send_json(frame)
+            failures = 0
+            while True:
+                try:
+                    async for event in log.follow(run_id, after_seq=position):
+                        frame = event_frame(run_id, event)
+                        if frame is not None:
+                            await self.send_json(frame)
+                        position = event["seq"]
+                    return
+                except (OSError, RedisError) as exc:
+                    # A blip in the run log's connection (Redis): pick up after the last event sent.
+                    failures += 1
+                    if failures > 3:
+                        raise
+                    logger.warning("following run %s: %s; retrying", run_id, exc)
+                    await asyncio.sleep(0.5 * failures)
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -136,7 +136,11 @@ def redis_client():
     loop = asyncio.get_running_loop()
     client = _redis_clients.get(loop)
     if client is None:
-        client = aioredis.Redis.from_url(settings.REDIS_URL, health_check_interval=30)
+        # Reads may block for FOLLOW_POLL_S (XREAD BLOCK): the socket timeout must be longer
+        # than that (redis-py's default of 5 s would cut every quiet follower off).
+        client = aioredis.Redis.from_url(
+            settings.REDIS_URL, health_check_interval=30, socket_timeout=FOLLOW_POLL_S + 15, socket_connect_timeout=5
+        )
         _redis_clients[loop] = client
     return client
 

@@ -133,7 +133,12 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": env.str("REDIS_PREFIX", default="lhama")},
+            # redis-py 8 defaults to a 5 s socket timeout, which races channels_redis's 5 s
+            # BZPOPMIN and kills idle sockets with TimeoutError: give reads room.
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                "prefix": env.str("REDIS_PREFIX", default="lhama"),
+            },
         }
     }
     CACHES = {

@@ -644,3 +644,18 @@ async def test_a_run_whose_process_died_is_resynced_as_interrupted(upstream, tie
     assert (error["type"], error["code"], error["run_id"], error["retryable"]) == (
         "error", "interrupted", started["run_id"], True)
     await again.close()
+
+
+async def test_a_quiet_wait_longer_than_redis_socket_timeouts_is_fine(upstream, tier, member, sessions, settings):
+    """Seven quiet seconds before the first token: followers and the channel layer must
+    not time out their own Redis reads (redis-py's default socket timeout is 5 s)."""
+    settings.LLM_FIRST_TOKEN_TIMEOUT_S = 15.0
+    upstream.default = Script(first_delay=7.0)
+    socket = await open_socket(sessions["member"])
+    await socket.send(send_frame())
+    frames = await socket.until("done", "error", timeout=20)
+    assert frames[-1]["type"] == "done", frames[-1]
+    assert "".join(f["text"] for f in deltas(frames)) == "Hello, world!"
+    await socket.send({"type": "ping"})
+    assert await socket.recv() == {"type": "pong"}
+    await socket.close()
