@@ -20,7 +20,6 @@ import uuid
 import weakref
 from dataclasses import dataclass, field
 
-from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -233,7 +232,9 @@ async def _decide_ad(ad_request) -> dict | None:
 
     try:
         return await asyncio.wait_for(
-            sync_to_async(ad_decide, thread_sensitive=False)(request=ad_request), ads_budget_s()
+            # A pool thread (its DB connection cleaned up around the call), so a slow decision
+            # never holds up the thread that serves every socket's ORM calls.
+            database_sync_to_async(ad_decide, thread_sensitive=False)(request=ad_request), ads_budget_s()
         )
     except TimeoutError:
         logger.info("ad decision missed its %.2f s budget", ads_budget_s())
@@ -367,9 +368,11 @@ async def _finish(handle: RunHandle, *, status, error, finish_reason, usage, con
         first_token_at=first_token_at,
     )
     if status == "error" and not text:
-        await sync_to_async(services.quota_release_quietly, thread_sensitive=False)(reservation=spec.reservation)
+        await database_sync_to_async(services.quota_release_quietly, thread_sensitive=False)(
+            reservation=spec.reservation
+        )
     else:
-        await sync_to_async(services.quota_settle_quietly, thread_sensitive=False)(
+        await database_sync_to_async(services.quota_settle_quietly, thread_sensitive=False)(
             reservation=spec.reservation, used_tokens=prompt_tokens + completion_tokens
         )
     if not finished:
