@@ -659,3 +659,46 @@ async def test_a_quiet_wait_longer_than_redis_socket_timeouts_is_fine(upstream, 
     await socket.send({"type": "ping"})
     assert await socket.recv() == {"type": "pong"}
     await socket.close()
+
+
+# --- quotas (billing's reserve / settle / release around every run) ----------------------------
+
+
+@sync_to_async
+def quota_today(user, plan):
+    from billing.entitlements import entitlements_from_plan
+    from billing.quotas import quota_usage_today
+
+    return quota_usage_today(subject=f"user:{user.pk}", entitlements=entitlements_from_plan(plan=plan))
+
+
+async def test_usage_is_settled_with_the_real_tokens(upstream, tier, member, sessions, free_plan):
+    socket = await open_socket(sessions["member"])
+    await socket.send(send_frame())
+    done = (await socket.until("done"))[-1]
+    usage = await quota_today(member, free_plan)
+    assert usage.tokens_used == done["usage"]["prompt_tokens"] + done["usage"]["completion_tokens"]
+    assert (usage.tokens_reserved, usage.active_runs) == (0, 0)
+    await socket.close()
+
+
+async def test_a_failed_run_gives_its_reservation_back(upstream, tier, member, sessions, free_plan):
+    upstream.default = Script(fault="http_400")
+    socket = await open_socket(sessions["member"])
+    await socket.send(send_frame())
+    await socket.until("error")
+    usage = await quota_today(member, free_plan)
+    assert (usage.tokens_used, usage.tokens_reserved, usage.active_runs) == (0, 0, 0)
+    await socket.close()
+
+
+async def test_the_daily_budget_is_checked_before_anything_is_written(upstream, tier, member, sessions, free_plan):
+    await sync_to_async(type(free_plan).objects.filter(pk=free_plan.pk).update)(daily_tokens=50)
+    socket = await open_socket(sessions["member"])
+    await socket.send(send_frame())
+    error = await socket.recv()
+    assert (error["type"], error["code"], error["client_id"]) == ("error", "daily_tokens", "c1")
+    assert error["reset_at"] and error["upgrade_url"]
+    assert await db_count(Conversation) == 0
+    assert upstream.requests == []
+    await socket.close()
