@@ -702,3 +702,23 @@ async def test_the_daily_budget_is_checked_before_anything_is_written(upstream, 
     assert await db_count(Conversation) == 0
     assert upstream.requests == []
     await socket.close()
+
+
+async def test_a_guest_who_logs_in_keeps_the_conversation(upstream, tier, member):
+    from django.conf import settings as django_settings
+    from django.test import Client
+
+    from tests.factories import TEST_PASSWORD
+
+    client = Client()
+    key = await sync_to_async(guest_session)()
+    client.cookies[django_settings.SESSION_COOKIE_NAME] = key
+    socket = await open_socket(key)  # the socket remembers the guest's session key
+    await socket.send(send_frame("a guest question"))
+    frames = await socket.until("done")
+    await socket.close()
+    response = await sync_to_async(client.post)("/accounts/login/", {"login": member.email, "password": TEST_PASSWORD})
+    assert response.status_code == 302
+    assert client.cookies[django_settings.SESSION_COOKIE_NAME].value != key  # Django rotated the key
+    conversation = await sync_to_async(Conversation.objects.get)(pk=frames[0]["conversation_id"])
+    assert (conversation.user_id, conversation.session_key) == (member.pk, "")
