@@ -75,6 +75,7 @@ def _child_env(tmp: str) -> dict:
         "REDIS_URL": os.environ.get("LHAMA_BENCH_REDIS_URL", ""),
         "CELERY_BROKER_URL": "memory://",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "DEBUG": "false",  # as deployed: no per-query debug bookkeeping
         "LOG_LEVEL": "WARNING",
         "BILLING_GUEST_REQUESTS_PER_MINUTE": "1000000",
         "BILLING_GUEST_DAILY_TOKENS": "1000000000",
@@ -102,35 +103,64 @@ def _start_daphne(env: dict, coalesce_s: float) -> tuple[subprocess.Popen, int]:
     raise RuntimeError("daphne did not start")
 
 
-async def _one_chat(port: int, session_key: str, tier: str, conversation_id: str | None = None) -> dict:
+async def _open(port: int, session_key: str):
     from websockets.asyncio.client import connect
 
-    async with connect(f"ws://127.0.0.1:{port}/ws/chat/", origin=f"http://127.0.0.1:{port}",
-                       additional_headers={"Cookie": f"sessionid={session_key}"}, max_size=None) as ws:
-        json.loads(await ws.recv())  # hello
-        sent = time.perf_counter()
-        await ws.send(json.dumps({"type": "message.send", "client_id": "b", "conversation_id": conversation_id,
-                                  "content": "Benchmark question, please answer.", "tier": tier}))
-        started_at = first_at = None
-        frames = 0
-        text = []
-        conversation = None
-        while True:
-            frame = json.loads(await ws.recv())
-            if frame["type"] == "run.started":
-                started_at = time.perf_counter()
-                conversation = frame["conversation_id"]
-            elif frame["type"] == "delta":
-                frames += 1
-                text.append(frame["text"])
-                if first_at is None:
-                    first_at = time.perf_counter()
-            elif frame["type"] in ("done", "error"):
-                if frame["type"] == "error":
-                    raise RuntimeError(frame)
-                break
-        return {"started": started_at - sent, "first_delta": first_at - sent, "frames": frames,
-                "chars": len("".join(text)), "conversation_id": conversation}
+    ws = await connect(f"ws://127.0.0.1:{port}/ws/chat/", origin=f"http://127.0.0.1:{port}",
+                       additional_headers={"Cookie": f"sessionid={session_key}"}, max_size=None, open_timeout=60)
+    json.loads(await ws.recv())  # hello
+    return ws
+
+
+async def _ask(ws, tier: str, conversation_id: str | None = None) -> dict:
+    """One message on an open socket, timed from send to run.started and to the first delta."""
+    sent = time.perf_counter()
+    await ws.send(json.dumps({"type": "message.send", "client_id": "b", "conversation_id": conversation_id,
+                              "content": "Benchmark question, please answer.", "tier": tier}))
+    started_at = first_at = None
+    frames = 0
+    text = []
+    conversation = None
+    while True:
+        frame = json.loads(await ws.recv())
+        if frame["type"] == "run.started":
+            started_at = time.perf_counter()
+            conversation = frame["conversation_id"]
+        elif frame["type"] == "delta":
+            frames += 1
+            text.append(frame["text"])
+            if first_at is None:
+                first_at = time.perf_counter()
+        elif frame["type"] == "error":
+            raise RuntimeError(frame)
+        elif frame["type"] == "done":
+            break
+    return {"started": started_at - sent, "first_delta": first_at - sent, "frames": frames,
+            "chars": len("".join(text)), "conversation_id": conversation}
+
+
+async def _one_chat(port: int, session_key: str, tier: str, conversation_id: str | None = None) -> dict:
+    ws = await _open(port, session_key)
+    try:
+        return await _ask(ws, tier, conversation_id)
+    finally:
+        await ws.close()
+
+
+async def _rounds(port: int, pid: int, sessions: list[str], conversations: list[str], rounds: int):
+    """People with open sockets all sending at once, `rounds` times: (chats, web CPU seconds)."""
+    sockets = await asyncio.gather(*(_open(port, key) for key in sessions))
+    try:
+        await asyncio.sleep(0.5)
+        cpu_before = _cpu_seconds(pid)
+        chats = []
+        for _ in range(rounds):
+            chats += await asyncio.gather(*(
+                _ask(ws, "llama-3.1-8b", conversation) for ws, conversation in zip(sockets, conversations, strict=True)
+            ))
+        return chats, _cpu_seconds(pid) - cpu_before
+    finally:
+        await asyncio.gather(*(ws.close() for ws in sockets))
 
 
 async def _direct_first_token(base_url: str, concurrency: int) -> list[float]:
@@ -186,18 +216,17 @@ def child() -> None:
         conversations = [c["conversation_id"] for c in asyncio.run(_gather_chats(port, sessions, [None] * len(sessions)))]
         time.sleep(2)  # let the titles finish
         for concurrency in CONCURRENCY:
-            started, first, direct = [], [], []
-            cpu_before = _cpu_seconds(process.pid)
-            for _ in range(ROUNDS):
-                chats = asyncio.run(_gather_chats(port, sessions[:concurrency], conversations[:concurrency]))
-                started += [c["started"] for c in chats]
-                first += [c["first_delta"] for c in chats]
-            web_cpu_s = _cpu_seconds(process.pid) - cpu_before
+            chats, web_cpu_s = asyncio.run(
+                _rounds(port, process.pid, sessions[:concurrency], conversations[:concurrency], ROUNDS)
+            )
+            started = [c["started"] for c in chats]
+            first = [c["first_delta"] for c in chats]
+            direct = []
             for _ in range(ROUNDS):
                 direct += asyncio.run(_direct_first_token(upstream.base_url, concurrency))
             result["ttft"][f"concurrency_{concurrency}"] = {
-                # CPU the web process spent per message (connect, auth, quota, insert, 20 tokens in
-                # frames, final save, and the ad decision that runs beside every answer).
+                # CPU the web process spent per message on an open socket (quota, insert, 20 tokens
+                # in frames, final save, and the ad decision that runs beside every answer).
                 "web_process_cpu_ms_per_chat": round(web_cpu_s * 1000 / (ROUNDS * concurrency), 1),
                 "run_started": _percentiles(started),
                 "first_delta": _percentiles(first),
