@@ -235,6 +235,13 @@ def ads_warm_up() -> None:
     ad_index.get_index()
 
 
+def ads_warm_up_in_background() -> None:
+    """Start loading the engine in a background thread if it is not loaded yet; returns
+    at once. The chat socket calls it on connect, so the first answer's ad is not lost
+    to the cold start."""
+    _engine_ready()
+
+
 def _engine_ready() -> bool:
     """True once the model and index are loaded. Until then a decision gets no ad
     (rather than a late one that would be served but never shown) while a background

@@ -16,6 +16,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from redis.exceptions import RedisError
 
+from ads.services import ads_warm_up_in_background
 from assistant import runs, selectors, services
 from assistant.runlog import run_log
 from assistant.signals import GUEST_KEY
@@ -119,6 +120,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.last_flood_warning = 0.0
         self.oversized = 0
         await self.accept()
+        ads_warm_up_in_background()
         authenticated = bool(self.owner.user_id)
         display_name = self.user.get_short_name() if authenticated else "Guest"
         await self.send_json({
