@@ -8,31 +8,17 @@ never needs to know the other apps' models.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from typing import Any
 
-from django.apps import apps
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
+from config.appmodules import app_modules
 
 logger = logging.getLogger(__name__)
 EXPORT_FORMAT_VERSION = 1
-
-
-def _app_export_modules() -> list[tuple[str, Any]]:
-    modules = []
-    for config in apps.get_app_configs():
-        try:
-            module = importlib.import_module(f"{config.name}.exports")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{config.name}.exports":
-                raise
-            continue
-        modules.append((config.label, module))
-    return modules
 
 
 def user_data_export(*, user: User) -> dict:
@@ -40,7 +26,7 @@ def user_data_export(*, user: User) -> dict:
         "format_version": EXPORT_FORMAT_VERSION,
         "exported_at": timezone.now().isoformat(),
     }
-    for label, module in _app_export_modules():
+    for label, module in app_modules("exports"):
         if hasattr(module, "user_export"):
             data[label] = module.user_export(user=user)
     return data
@@ -59,7 +45,7 @@ def user_profile_update(
 
 def user_delete(*, user: User) -> None:
     """Delete the account and everything that belongs to it (cascades)."""
-    for _label, module in _app_export_modules():
+    for _label, module in app_modules("exports"):
         if hasattr(module, "user_before_delete"):
             module.user_before_delete(user=user)
     with transaction.atomic():

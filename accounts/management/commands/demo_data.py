@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
-
-from django.apps import apps
 from django.core.management.base import BaseCommand
+
+from config.appmodules import app_modules
 
 
 class Command(BaseCommand):
     help = "Load demo data (plans, model tiers, a demo advertiser, a staff user). Safe to run again."
 
     def handle(self, *args, **options) -> None:
-        for config in apps.get_app_configs():
-            try:
-                module = importlib.import_module(f"{config.name}.seed")
-            except ModuleNotFoundError as exc:
-                if exc.name != f"{config.name}.seed":
-                    raise
-                continue
+        for _label, module in app_modules("seed"):
             module.seed_demo(stdout=self.stdout)
