@@ -20,6 +20,7 @@ __all__ = [
     "LedgerReferenceConflict",
     "balance_account_create",
     "balance_micros",
+    "balance_micros_summed",
     "ledger_credit",
     "ledger_debit",
     "topup_checkout_create",
@@ -45,6 +46,12 @@ def balance_account_create(*, name: str, currency: str = "usd") -> BalanceAccoun
 
 
 def balance_micros(*, account_id: int) -> int:
+    latest = LedgerEntry.objects.filter(account_id=account_id).order_by("-id").values_list("balance_after_micros", flat=True).first()
+    return latest or 0
+
+
+def balance_micros_summed(*, account_id: int) -> int:
+    """The balance recomputed from every entry (audits and tests; equals balance_micros)."""
     return LedgerEntry.objects.filter(account_id=account_id).aggregate(total=Sum("amount_micros"))["total"] or 0
 
 
@@ -59,12 +66,16 @@ def _entry_write(*, account_id: int, signed_micros: int, kind: str, reference: s
             if existing.account_id != account_id or existing.amount_micros != signed_micros:
                 raise LedgerReferenceConflict(f"Reference {reference!r} was already used for another movement.")
             return existing
-        if signed_micros < 0:
-            balance = balance_micros(account_id=account_id)
-            if balance + signed_micros < 0:
-                raise InsufficientBalance(account_id=account_id, balance_micros=balance, amount_micros=-signed_micros)
+        balance = balance_micros(account_id=account_id)
+        if balance + signed_micros < 0:
+            raise InsufficientBalance(account_id=account_id, balance_micros=balance, amount_micros=-signed_micros)
         return LedgerEntry.objects.create(
-            account_id=account_id, kind=kind, amount_micros=signed_micros, reference=reference, memo=memo[:200]
+            account_id=account_id,
+            kind=kind,
+            amount_micros=signed_micros,
+            balance_after_micros=balance + signed_micros,
+            reference=reference,
+            memo=memo[:200],
         )
 
 

@@ -222,16 +222,22 @@ class LedgerEntry(models.Model):
     amount_micros = models.BigIntegerField(help_text="Signed: credits positive, debits negative.")
     reference = models.CharField(max_length=200, unique=True, help_text="Idempotency key of the movement.")
     memo = models.CharField(max_length=200, blank=True)
+    # The account's balance after this entry: the running sum of amount_micros, written
+    # under the account's row lock, so the balance is one indexed read instead of a SUM
+    # over every impression ever charged (still derived from the rows; a test checks it).
+    balance_after_micros = models.BigIntegerField()
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name_plural = "ledger entries"
+        indexes = [models.Index(fields=["account", "-id"], name="billing_ledger_account_latest")]
         constraints = [
             models.CheckConstraint(
                 condition=(Q(kind="credit", amount_micros__gt=0) | Q(kind="debit", amount_micros__lt=0)),
                 name="billing_ledger_sign_matches_kind",
-            )
+            ),
+            models.CheckConstraint(condition=Q(balance_after_micros__gte=0), name="billing_ledger_never_negative"),
         ]
 
     def __str__(self) -> str:

@@ -9,6 +9,7 @@ from billing.ledger import (
     InsufficientBalance,
     LedgerReferenceConflict,
     balance_micros,
+    balance_micros_summed,
     ledger_credit,
     ledger_debit,
 )
@@ -56,7 +57,7 @@ def test_amounts_must_be_positive(db, amount):
 def test_the_database_refuses_a_debit_with_a_positive_amount(db):
     account = BalanceAccountFactory()
     with pytest.raises(IntegrityError), transaction.atomic():
-        LedgerEntry.objects.create(account=account, kind="debit", amount_micros=5, reference="bad")
+        LedgerEntry.objects.create(account=account, kind="debit", amount_micros=5, balance_after_micros=5, reference="bad")
 
 
 @pytest.mark.django_db(transaction=True)
@@ -77,3 +78,15 @@ def test_concurrent_debits_never_overspend():
         outcomes = list(pool.map(spend, range(30)))
     assert outcomes.count(True) == 10
     assert balance_micros(account_id=account.pk) == 0
+    assert balance_micros_summed(account_id=account.pk) == 0
+
+
+def test_running_balance_equals_the_sum_of_the_entries(db):
+    account = BalanceAccountFactory()
+    ledger_credit(account_id=account.pk, amount_micros=5_000_000, reference="r:1")
+    ledger_debit(account_id=account.pk, amount_micros=1_250_000, reference="r:2")
+    ledger_credit(account_id=account.pk, amount_micros=750_000, reference="r:3")
+    ledger_debit(account_id=account.pk, amount_micros=1_250_000, reference="r:2")  # replay: no movement
+    entries = list(LedgerEntry.objects.filter(account=account).order_by("id").values_list("amount_micros", "balance_after_micros"))
+    assert entries == [(5_000_000, 5_000_000), (-1_250_000, 3_750_000), (750_000, 4_500_000)]
+    assert balance_micros(account_id=account.pk) == balance_micros_summed(account_id=account.pk) == 4_500_000
