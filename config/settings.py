@@ -285,6 +285,12 @@ LLM_BETWEEN_TOKENS_TIMEOUT_S = env.float("LLM_BETWEEN_TOKENS_TIMEOUT_S", default
 ASSISTANT_COALESCE_S = env.float("ASSISTANT_COALESCE_S", default=0.04)
 ASSISTANT_MAX_MESSAGE_CHARS = env.int("ASSISTANT_MAX_MESSAGE_CHARS", default=8000)
 
+# --- ads ---------------------------------------------------------------------------
+ADS_DECISION_BUDGET_S = env.float("ADS_DECISION_BUDGET_S", default=0.25)  # late decision = no ad
+ADS_CLICK_MAX_AGE_S = env.int("ADS_CLICK_MAX_AGE_S", default=24 * 3600)  # signed click URLs expire
+ADS_DUPLICATE_CLICK_WINDOW_S = env.int("ADS_DUPLICATE_CLICK_WINDOW_S", default=30 * 60)
+ADS_IMPRESSION_ACK_WINDOW_S = env.int("ADS_IMPRESSION_ACK_WINDOW_S", default=3600)
+
 # --- stripe ----------------------------------------------------------------------
 STRIPE_SECRET_KEY = get_mandatory("STRIPE_SECRET_KEY")
 STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
