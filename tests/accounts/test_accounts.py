@@ -121,3 +121,28 @@ def test_admin_url_is_configurable(settings):
 
 def test_user_factory_password_works():
     assert UserFactory().check_password(TEST_PASSWORD)
+
+
+def test_password_reset_sends_a_link_that_sets_a_new_password(client, user, mailoutbox):
+    import re
+
+    response = client.post(reverse("account_reset_password"), {"email": user.email})
+    assert response.status_code == 302
+    assert len(mailoutbox) == 1 and mailoutbox[0].to == [user.email]
+    link = re.search(r"http://testserver(/accounts/password/reset/key/\S+/)", mailoutbox[0].body).group(1)
+    response = client.get(link, follow=True)
+    form_url = response.redirect_chain[-1][0] if response.redirect_chain else link
+    response = client.post(form_url, {"password1": "a brand new passphrase 7", "password2": "a brand new passphrase 7"})
+    assert response.status_code == 302
+    user.refresh_from_db()
+    assert user.check_password("a brand new passphrase 7")
+
+
+def test_sign_up_sends_an_email_verification_message(client, mailoutbox):
+    client.post(
+        reverse("account_signup"),
+        {"email": "verify.me@example.com", "password1": TEST_PASSWORD, "password2": TEST_PASSWORD},
+    )
+    assert len(mailoutbox) == 1
+    assert mailoutbox[0].to == ["verify.me@example.com"]
+    assert "/accounts/confirm-email/" in mailoutbox[0].body
