@@ -590,8 +590,10 @@ function init(root) {
     card.dataset.runId = msg.run_id || "";
     const v = msg.run_id ? views.get(msg.run_id) : null;
     const anchor = v?.el?.isConnected ? v.el : [...thread.querySelectorAll(".msg-assistant")].pop();
+    const stick = nearBottom(); // the reader is at the answer's end: bring the card into view too
     if (anchor) anchor.after(card);
     else thread.append(card);
+    if (stick) scrollToBottom();
     acknowledgeWhenVisible(card, ad.ack_url, post);
   }
 

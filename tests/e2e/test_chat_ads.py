@@ -61,3 +61,29 @@ def test_contextual_ad_below_the_answer_is_acknowledged_once_when_seen(new_page,
     assert fake_upstream.requests
     assert not [r for r in fake_upstream.requests if "H100s by the hour" in json.dumps(r)]
     assert errors == []
+
+
+def test_ad_card_that_arrives_below_the_fold_is_scrolled_into_view(new_page, ads_live):
+    # A short window: the card, added after the answer, lands below the thread's visible area.
+    page, errors = new_page(base_url=ads_live.url, viewport={"width": 1280, "height": 560})
+    card = page.locator(".ad-card")
+    for _attempt in range(3):
+        page.goto("/")
+        page.wait_for_selector("#connection-status[data-state=open]", state="attached")
+        page.locator("#composer-input").fill("Where can I rent an H100 cloud GPU to fine-tune llama?")
+        page.locator("#composer-input").press("Enter")
+        page.wait_for_selector("#thread .msg-assistant[data-status=complete]")
+        try:
+            card.wait_for(timeout=3000)
+            break
+        except Exception:  # noqa: BLE001, S112 -- the matcher was cold: no ad this time, ask again
+            continue
+    card.wait_for(timeout=1000)
+    page.wait_for_timeout(300)
+    gap = page.evaluate("(() => { const t = document.getElementById('thread'); return t.scrollHeight - t.scrollTop - t.clientHeight; })()")
+    assert gap < 40
+    thread_box = page.locator("#thread").bounding_box()
+    card_box = card.bounding_box()
+    assert card_box["y"] + card_box["height"] <= thread_box["y"] + thread_box["height"] + 1
+    page.wait_for_function("() => document.querySelector('.ad-card').dataset.acknowledged === 'yes'")
+    assert errors == []
