@@ -18,6 +18,7 @@ import os
 import socket
 import uuid
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from channels.db import database_sync_to_async
@@ -227,14 +228,22 @@ async def _snapshot_loop(handle: RunHandle) -> None:
             logger.exception("run %s: snapshot failed", spec.run_id)
 
 
+# Ad decisions get their own two threads (the embedding model runs one text at a time
+# anyway): on the loop's default pool, fifty decisions waiting for the model held every
+# thread while run_begin and run_end, on the path to the first token, queued behind them.
+_ads_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lhama-ads")
+
+
 async def _decide_ad(ad_request) -> dict | None:
     from ads.services import ad_decide
 
     try:
         return await asyncio.wait_for(
-            # A pool thread (its DB connection cleaned up around the call), so a slow decision
-            # never holds up the thread that serves every socket's ORM calls.
-            database_sync_to_async(ad_decide, thread_sensitive=False)(request=ad_request), ads_budget_s()
+            # Its own pool thread (its DB connection cleaned up around the call), so a slow
+            # decision never holds up the first token; one still queued when the budget
+            # runs out is cancelled before it starts.
+            database_sync_to_async(ad_decide, thread_sensitive=False, executor=_ads_executor)(request=ad_request),
+            ads_budget_s(),
         )
     except TimeoutError:
         logger.info("ad decision missed its %.2f s budget", ads_budget_s())
@@ -352,7 +361,14 @@ async def _finish(handle: RunHandle, *, status, error, finish_reason, usage, con
 
     error_code = getattr(error, "code", "") if error else ""
     error_message = getattr(error, "message", str(error)) if error else ""
-    finished = await database_sync_to_async(services.run_finish)(
+    # One pool-thread call, one transaction: the final message and the quota's settle
+    # (or release, when an error left no text). Not thread-sensitive, like run_begin:
+    # fifty answers ending together must not queue on the one thread that serves every
+    # socket's ORM calls.
+    finished = await database_sync_to_async(services.run_end, thread_sensitive=False)(
+        reservation=spec.reservation,
+        release=status == "error" and not text,
+        used_tokens=prompt_tokens + completion_tokens,
         run_id=spec.run_id,
         assistant_message_id=spec.assistant_message_id,
         conversation_id=spec.conversation_id,
@@ -367,14 +383,6 @@ async def _finish(handle: RunHandle, *, status, error, finish_reason, usage, con
         error_message=error_message,
         first_token_at=first_token_at,
     )
-    if status == "error" and not text:
-        await database_sync_to_async(services.quota_release_quietly, thread_sensitive=False)(
-            reservation=spec.reservation
-        )
-    else:
-        await database_sync_to_async(services.quota_settle_quietly, thread_sensitive=False)(
-            reservation=spec.reservation, used_tokens=prompt_tokens + completion_tokens
-        )
     if not finished:
         # The reaper got there first (this process was presumed dead); its record stands.
         if ad_task is not None:

@@ -2,22 +2,25 @@
 callers go through database_sync_to_async).
 
 The path from a chat message to the upstream request is `run_begin`: one read of the
-conversation's history, the quota reservation, then one transaction that inserts the
-messages and the run. Nothing else touches the database until the run ends
-(`run_finish`), apart from a snapshot every few seconds (`run_heartbeat`).
+conversation's history, then one transaction that reserves the quota and inserts the
+messages and the run. Nothing else touches the database until the run ends (`run_end`:
+the final message and the quota's settle in one transaction), apart from a snapshot
+every few seconds (`run_heartbeat`).
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+import threading
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -30,6 +33,24 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_MESSAGE_CHARS = 8000
 CONTEXT_TURNS_FOR_ADS = 3
+
+
+# SQLite has one write lock, and a writer that finds it taken polls for it, sleeping up
+# to 100 ms between tries: under load the lock sat free while fifty chats slept. The
+# chat's own write transactions (run_begin, run_heartbeat, run_end) first queue on this
+# process-wide lock and take SQLite's the moment it is released; the busy timeout still
+# covers every other writer and other processes. Not used on PostgreSQL.
+_sqlite_writers = threading.Lock()
+
+
+@contextmanager
+def _write_transaction():
+    if connection.vendor != "sqlite" or connection.in_atomic_block:
+        with transaction.atomic():
+            yield
+        return
+    with _sqlite_writers, transaction.atomic():
+        yield
 
 
 def max_message_chars() -> int:
@@ -287,11 +308,16 @@ def run_begin(
         raise RunRejected("too_large", exc.message) from exc
     exact_fit_needed = len(messages) - 1 < len(turns) and tier.tokenizer != ModelTier.Tokenizer.ESTIMATE
 
-    reservation = _quota_reserve(
-        owner=owner, entitlements=entitlements, tokens=estimate_messages(messages) + max_tokens
-    )
+    reservation = None
     try:
-        with transaction.atomic():
+        with _write_transaction():
+            # The reservation shares this transaction: with database quotas that is one
+            # write lock per message instead of two (on SQLite the second BEGIN IMMEDIATE
+            # queued behind every other chat's), and a failed insert rolls it back with
+            # the rest. With Redis quotas it is one Lua call, released below on failure.
+            reservation = _quota_reserve(
+                owner=owner, entitlements=entitlements, tokens=estimate_messages(messages) + max_tokens
+            )
             now = timezone.now()
             if conversation is None:
                 conversation = Conversation.objects.create(
@@ -366,7 +392,7 @@ def run_begin(
 def run_heartbeat(*, run_id: str, assistant_message_id: str, text: str | None, seq: int) -> None:
     """Crash-safety snapshot: the partial text and the owner's heartbeat."""
     now = timezone.now()
-    with transaction.atomic():  # one commit (one SQLite write lock) per snapshot
+    with _write_transaction():  # one commit (one SQLite write lock) per snapshot
         GenerationRun.objects.filter(pk=run_id, status=GenerationRun.Status.RUNNING).update(
             heartbeat_at=now, last_seq=seq
         )
@@ -423,6 +449,20 @@ def run_finish(
         )
         Conversation.objects.filter(pk=conversation_id).update(updated_at=now)
     return True
+
+
+def run_end(*, reservation, release: bool, used_tokens: int, **finish: Any) -> bool:
+    """`run_finish` and the quota's settle (or release, for a run that produced nothing)
+    in one transaction and one thread hop: with database quotas one write lock per
+    finished run instead of two. Returns what run_finish returns; the quota is settled
+    either way (a run the reaper finished still used its tokens)."""
+    with _write_transaction():
+        finished = run_finish(**finish)
+        if release:
+            quota_release_quietly(reservation=reservation)
+        else:
+            quota_settle_quietly(reservation=reservation, used_tokens=used_tokens)
+    return finished
 
 
 def run_abort(*, spec: RunSpec, message: str) -> None:
