@@ -305,6 +305,9 @@ function init(root) {
     body.removeAttribute("aria-busy");
     if (v.text) renderView(v);
     else body.replaceChildren();
+    // Nothing to copy, rate or regenerate when no answer came: Retry (below) is the one action.
+    const actions = v.el.querySelector(".msg-actions");
+    if (actions) actions.hidden = !v.text;
     const box = document.createElement("div");
     box.className = "msg-error";
     box.setAttribute("role", "alert");
@@ -459,6 +462,8 @@ function init(root) {
         return;
       }
       v.el.querySelector(".msg-error")?.remove();
+      const actions = v.el.querySelector(".msg-actions");
+      if (actions) actions.hidden = false;
       v.el.querySelector(".msg-body").setAttribute("aria-busy", "true");
       view = v;
       streamingUi(true);

@@ -182,11 +182,14 @@ def test_upstream_error_shows_a_message_and_retry_works(new_page, upstream_contr
         assert alert.get_attribute("role") == "alert"
         assert alert.locator("p").first.inner_text() != ""
         assert page.locator("#send-button").is_visible()
+        # No answer came: Retry is the only action, not Copy/Regenerate/Good/Bad on nothing.
+        assert last_answer(page).locator(".msg-actions").is_hidden()
     finally:
         upstream_control.fail = False
     alert.get_by_role("button", name="Retry").click()
     wait_status(page, "complete")
     assert answer_text(page) == "Hello there!"
+    assert last_answer(page).locator(".msg-actions").is_visible()
     # Retry re-ran the same question: one question on the page, one answer.
     assert page.locator("#thread .msg-user").count() == 1
     assert page.locator("#thread .msg-user .msg-body").inner_text() == "FAIL the first time"
