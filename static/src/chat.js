@@ -560,6 +560,9 @@ function init(root) {
       el.textContent = title;
       el.dataset.hasTitle = "yes";
     }
+    for (const el of document.querySelectorAll(`[data-conversation-id="${CSS.escape(id)}"] .conv-menu-label`)) {
+      el.textContent = `Options for ${title}`; // what a screen reader calls the ⋯ menu
+    }
     if (id === conversationId) {
       const h = document.getElementById("conversation-title");
       if (h) h.textContent = title;

@@ -93,6 +93,7 @@ def test_message_streams_in_and_the_conversation_gets_a_url_and_title(new_page):
     page.wait_for_function("() => document.title === 'Pasta cooking tips · Lhama'")
     assert page.locator(".conv-item.is-active .conv-title").inner_text() == "Pasta cooking tips"
     assert page.locator("#conversation-title").inner_text() == "Pasta cooking tips"
+    assert page.locator(".conv-item.is-active .conv-menu-label").text_content() == "Options for Pasta cooking tips"
     assert last_answer(page).locator(".msg-meta").inner_text() == (
         "Llama 3.1 8B · answered by SmolLM2-135M-Instruct (embedded llama.cpp server, CPU)"
     )
