@@ -58,9 +58,10 @@ function init(root) {
     });
   }
 
-  function showToast(text) {
+  function showToast(text, kind = "") {
     toast.textContent = text;
     toast.hidden = !text;
+    toast.dataset.kind = text ? kind : "";
   }
 
   function setConnection(state, text) {
@@ -390,7 +391,7 @@ function init(root) {
       return false;
     }
     if (!socket || socket.readyState !== WebSocket.OPEN) {
-      showToast("Not connected yet — Lhama is reconnecting. Your message is kept.");
+      showToast("Not connected yet — Lhama is reconnecting. Your message is kept.", "offline");
       return false;
     }
     showToast("");
@@ -435,6 +436,7 @@ function init(root) {
   function onHello(msg) {
     attempt = 0;
     setConnection("open", "");
+    if (toast.dataset.kind === "offline") showToast(""); // connected again: that warning is stale
     const limit = msg.limits?.max_message_chars;
     if (Number.isInteger(limit) && limit > 0) {
       maxChars = limit;
@@ -867,7 +869,7 @@ function init(root) {
       const content = area.value.trim();
       if (!content) return;
       if (content.length > maxChars) return showToast(`Your message is ${content.length} characters; the limit is ${maxChars}.`);
-      if (!socket || socket.readyState !== WebSocket.OPEN) return showToast("Not connected yet — Lhama is reconnecting.");
+      if (!socket || socket.readyState !== WebSocket.OPEN) return showToast("Not connected yet — Lhama is reconnecting.", "offline");
       close();
       body.textContent = content;
       body.dataset.raw = content;

@@ -250,3 +250,34 @@ def test_reconnect_resubscribes_with_the_last_seq_and_resync_replaces_text(new_p
     assert text == "one two three four"
     assert page.evaluate("sessionStorage.getItem('lhama.activeRun')") is None
     assert errors == []
+
+
+def test_offline_warning_goes_away_once_reconnected(new_page):
+    page, errors = new_page()
+    state = {"accept": True}
+    sockets: list = []
+
+    def connect(ws):
+        sockets.append(ws)
+        if not state["accept"]:
+            ws.close()
+            return
+        ws.send(json.dumps({"type": "hello", "protocol": 1, "user": {"authenticated": False, "display_name": ""},
+                            "limits": {"max_message_chars": 8000}}))
+
+    page.route_web_socket(re.compile(r".*/ws/chat/$"), connect)
+    page.goto("/")
+    page.wait_for_selector("#connection-status[data-state=open]", state="attached")
+    state["accept"] = False
+    sockets[0].close()
+    page.wait_for_selector("#connection-status[data-state=connecting]", state="attached")
+    page.locator("#composer-input").fill("still there?")
+    page.locator("#composer-input").press("Enter")
+    toast = page.locator("#chat-toast")
+    assert toast.inner_text() == "Not connected yet — Lhama is reconnecting. Your message is kept."
+    assert page.locator("#composer-input").input_value() == "still there?"
+    state["accept"] = True
+    page.wait_for_selector("#connection-status[data-state=open]", state="attached", timeout=20000)
+    assert toast.is_hidden()
+    assert page.locator("#composer-input").input_value() == "still there?"
+    assert errors == []
