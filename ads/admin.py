@@ -4,6 +4,9 @@ text is shown through the admin's own escaping (never mark_safe / format_html of
 
 from __future__ import annotations
 
+import uuid
+from decimal import Decimal
+
 from django import forms
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
@@ -21,7 +24,7 @@ from ads.models import (
     Creative,
     Impression,
 )
-from billing.ledger import balance_micros
+from billing.ledger import balance_micros, ledger_credit
 
 
 def usd(micros: int | None, places: int = 2) -> str:
@@ -41,6 +44,7 @@ class AdvertiserAdmin(admin.ModelAdmin):
     search_fields = ["name", "paid_by", "contact_email", "members__email"]
     readonly_fields = ["balance_account", "balance", "low_balance_notified_at", "created_at", "updated_at"]
     inlines = [MembershipInline]
+    actions = ["credit_balance"]
 
     @admin.display(description="balance")
     def balance(self, obj: Advertiser) -> str:
@@ -60,6 +64,34 @@ class AdvertiserAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields if obj else [f for f in self.readonly_fields if f != "balance_account"]
+
+    # Without Stripe an advertiser cannot top up and is told to contact us: this is how staff credit them.
+    @admin.action(description="Credit the balance of the selected advertisers…")
+    def credit_balance(self, request, queryset):
+        if "apply" in request.POST:
+            form = CreditForm(request.POST)
+            if form.is_valid():
+                amount_micros = int(form.cleaned_data["amount"] * 1_000_000)
+                for advertiser in queryset:
+                    ledger_credit(
+                        account_id=advertiser.balance_account_id,
+                        amount_micros=amount_micros,
+                        reference=f"staff-credit:{form.cleaned_data['reference']}:{advertiser.pk}",
+                        memo=f"Staff credit by {request.user.email}: {form.cleaned_data['memo']}",
+                    )
+                self.message_user(request, f"Credited {usd(amount_micros)} to {queryset.count()} advertiser(s).")
+                return None
+        else:
+            form = CreditForm(initial={"reference": uuid.uuid4().hex})
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Credit advertiser balances",
+            "form": form,
+            "advertisers": queryset,
+            "opts": self.model._meta,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/ads/advertiser/credit.html", context)
 
 
 class KeywordInline(admin.TabularInline):
@@ -135,6 +167,15 @@ class CampaignAdmin(admin.ModelAdmin):
         count = queryset.exclude(status=Campaign.Status.ENDED).update(status=Campaign.Status.ACTIVE, pause_reason="")
         services.ad_index.invalidate()
         self.message_user(request, f"Activated {count} campaign(s).")
+
+
+class CreditForm(forms.Form):
+    amount = forms.DecimalField(
+        label="Amount (USD)", min_value=Decimal("0.01"), max_value=Decimal("100000"), decimal_places=2
+    )
+    memo = forms.CharField(max_length=120, help_text="Why: shown in the ledger, e.g. 'paid by bank transfer, invoice 42'.")
+    # Sent back with the form, so a double submit credits once (the ledger's idempotency key).
+    reference = forms.CharField(widget=forms.HiddenInput, max_length=40)
 
 
 class RejectForm(forms.Form):

@@ -328,3 +328,28 @@ def test_periodic_tasks_are_in_the_beat_schedule(settings):
     schedule = settings.CELERY_BEAT_SCHEDULE
     assert schedule["ads-stats-rollup"]["task"] == "ads.stats_rollup"
     assert schedule["ads-campaigns-resume-funded"]["task"] == "ads.campaigns_resume_funded"
+
+
+@pytest.mark.django_db
+def test_admin_credits_an_advertiser_balance_once_with_a_memo(staff_user):
+    from billing.models import LedgerEntry
+
+    advertiser = AdvertiserFactory()
+    before = balance_micros(account_id=advertiser.balance_account_id)
+    client = Client()
+    client.force_login(staff_user)
+    form = client.post("/admin/ads/advertiser/", {"action": "credit_balance", "_selected_action": [advertiser.pk]})
+    assert b"Credit advertiser balances" in form.content
+    reference = form.context["form"].initial["reference"]
+    data = {
+        "action": "credit_balance", "apply": "1", "_selected_action": [advertiser.pk],
+        "amount": "25.50", "memo": "bank transfer, invoice 42", "reference": reference,
+    }
+    bad = client.post("/admin/ads/advertiser/", {**data, "amount": "-3"})
+    assert bad.status_code == 200 and bad.context["form"].errors["amount"]
+    assert balance_micros(account_id=advertiser.balance_account_id) == before
+    client.post("/admin/ads/advertiser/", data)
+    client.post("/admin/ads/advertiser/", data)  # a double submit credits once
+    assert balance_micros(account_id=advertiser.balance_account_id) == before + 25_500_000
+    entry = LedgerEntry.objects.get(account_id=advertiser.balance_account_id, reference__startswith="staff-credit:")
+    assert entry.memo == f"Staff credit by {staff_user.email}: bank transfer, invoice 42"
