@@ -535,3 +535,14 @@ def test_owner_edits_the_organisation_and_others_cannot(client, owner_client, ad
     MembershipFactory(user=manager, advertiser=advertiser, role=Role.MANAGER)
     client.force_login(manager)
     assert client.post(url("org_edit"), {"name": "Mine"}).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("impressions", "clicks", "line"),
+    [(1, 1, "1 impression · 1 click ·"), (2, 0, "2 impressions · 0 clicks ·"), (1200, 3, "1,200 impressions · 3 clicks ·")],
+)
+def test_creative_counts_read_in_the_singular_and_plural(owner_client, advertiser, impressions, clicks, line):
+    creative = CreativeFactory(campaign=CampaignFactory(advertiser=advertiser))
+    Creative.objects.filter(pk=creative.pk).update(impressions_count=impressions, clicks_count=clicks)
+    html = owner_client.get(url("campaign_detail", creative.campaign_id)).content.decode()
+    assert line in html
