@@ -546,3 +546,16 @@ def test_creative_counts_read_in_the_singular_and_plural(owner_client, advertise
     Creative.objects.filter(pk=creative.pk).update(impressions_count=impressions, clicks_count=clicks)
     html = owner_client.get(url("campaign_detail", creative.campaign_id)).content.decode()
     assert line in html
+
+
+def test_a_content_error_is_shown_under_the_field_that_has_it(owner_client):
+    response = owner_client.post(
+        url("campaign_create"),
+        campaign_post(**{"creative-headline": "Kayaks <b>now</b>", "creative-question": "A miracle paddle?"}),
+    )
+    assert response.status_code == 400
+    errors = response.context["creative_form"].errors
+    assert errors["headline"] == ["Ads are plain text: no HTML or script."]
+    assert errors["question"] == ["“miracle” is not allowed in ads."]
+    assert "text" not in errors  # the description was fine
+    assert Campaign.objects.count() == 0
