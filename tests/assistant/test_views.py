@@ -401,3 +401,19 @@ def test_signed_up_user_sees_conversations_claimed_from_their_guest_session(tier
     assert "Before signing up" in body
     conversation.refresh_from_db()
     assert conversation.user == person
+
+
+@pytest.mark.parametrize(
+    ("code", "text"),
+    [
+        ("upstream_unavailable", "The model server could not be reached. Use Regenerate to try again."),
+        ("upstream_timeout", "The model took too long to answer. Use Regenerate to try again."),
+        ("upstream_malformed", "This answer failed. Use Regenerate to try again."),
+    ],
+)
+def test_a_failed_answer_in_history_says_what_happened_in_words_not_codes(tier, user, code, text):
+    conversation = make_conversation(user=user, tier=tier, turns=[("question", "")])
+    conversation.messages.filter(role="assistant").update(status=Message.Status.ERROR, error_code=code)
+    body = login(Client(), user).get(reverse("assistant:conversation", args=[conversation.pk])).content.decode()
+    assert f'<div class="msg-error" data-error-code="{code}"><p>{text}</p></div>' in body
+    assert f"({code})" not in body
