@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from asgiref.sync import async_to_sync
+import asyncio
+
 from celery import shared_task
+
+# The tasks run their coroutines with asyncio.run, on a loop of their own: async_to_sync
+# would hop onto a web process's running loop when a task runs eagerly there, and the
+# clean-up below (closing this loop's pooled HTTP and Redis clients) would then close
+# the clients that live answers on that loop are streaming through.
 
 
 @shared_task(name="assistant.conversation_title_generate", ignore_result=True)
 def conversation_title_generate(conversation_id: str) -> None:
     from assistant.titles import title_generate_and_publish
 
-    async_to_sync(title_generate_and_publish)(conversation_id=conversation_id)
+    asyncio.run(title_generate_and_publish(conversation_id=conversation_id))
 
 
 async def _notify(run_ids: list[str]) -> None:
@@ -29,4 +35,4 @@ def runs_reap_orphans() -> None:
 
     run_ids = reap()
     if run_ids:
-        async_to_sync(_notify)(run_ids)
+        asyncio.run(_notify(run_ids))
