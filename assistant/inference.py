@@ -271,7 +271,9 @@ async def stream_chat(
                     raise UpstreamHTTPError("The model server closed the stream without sending anything.")
                 return
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            error: InferenceError = UpstreamUnavailable(f"The model server at {endpoint.base_url} is unreachable.")
+            # The user sees this message: say what happened, not where the server lives.
+            logger.warning("model server %s unreachable: %s", endpoint.base_url, exc)
+            error: InferenceError = UpstreamUnavailable("The model server is unreachable right now.")
             cause: BaseException = exc
         except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
             error = UpstreamHTTPError("The model server dropped the connection mid-answer.")

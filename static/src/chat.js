@@ -336,7 +336,7 @@ function init(root) {
       const a = document.createElement("a");
       a.className = "button small secondary";
       a.href = err.upgrade_url.startsWith("/") ? err.upgrade_url : "/billing/pricing";
-      a.textContent = "See plans";
+      a.textContent = a.pathname.includes("signup") ? "Sign up free" : "See plans";
       buttons.append(a);
     }
     box.append(buttons);

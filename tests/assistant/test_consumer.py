@@ -316,6 +316,7 @@ async def test_upstream_down(upstream, transactional_db, member, sessions, free_
     frames = await socket.until("error")
     assert frames[-1]["code"] == "upstream_unavailable"
     assert frames[-1]["retryable"] is True
+    assert frames[-1]["message"] == "The model server is unreachable right now."  # no internal address
     answer = await db_message(frames[0]["assistant_message_id"])
     assert (answer.status, answer.error_code) == ("error", "upstream_unavailable")
     await socket.close()

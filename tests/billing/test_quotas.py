@@ -172,3 +172,16 @@ def test_a_plan_without_concurrent_runs_is_refused_with_a_reset_time(subject, se
     with pytest.raises(QuotaExceeded) as caught:
         quota_reserve(subject=subject, entitlements=_ent(concurrent=0), tokens=10, now=NOON)
     assert (caught.value.code, caught.value.reset_at) == ("concurrent_runs", NOON + timedelta(seconds=600))
+
+
+@pytest.mark.django_db
+def test_a_guest_over_the_rate_is_offered_an_account_not_a_plan(subject):
+    from dataclasses import replace
+
+    ent = replace(_ent(rpm=1), plan_slug="guest", plan_name="Guest")
+    quota_reserve(subject=subject, entitlements=ent, tokens=10, now=NOON)
+    with pytest.raises(QuotaExceeded) as caught:
+        quota_reserve(subject=subject, entitlements=ent, tokens=10, now=NOON)
+    assert caught.value.code == "rate_limited"
+    assert caught.value.message == "Too many messages: without an account you get 1 a minute. Sign up for free to get more."
+    assert caught.value.upgrade_url == "/accounts/signup/"
