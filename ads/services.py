@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from ads import auction, embeddings, sensitive, tracking
@@ -97,12 +97,20 @@ def _gate(request: AdRequest) -> str:
     return ""
 
 
+# A card served but not acknowledged yet may still be on its way to the screen, so it
+# counts against the caps for this long; after that only cards actually shown count
+# (a follow-up answer whose card the reader never scrolled to does not use up the cap).
+FREQUENCY_PENDING_S = 120
+
+
 def frequency_counts(*, viewer: str, now: datetime) -> dict[int, tuple[int, int]]:
-    """Impressions served to this viewer per campaign: (last hour, last day)."""
+    """Impressions shown (or just served) to this viewer per campaign: (last hour, last day)."""
     counts: dict[int, tuple[int, int]] = {}
     hour_ago = now - timedelta(hours=1)
-    rows = Impression.objects.filter(viewer_key=viewer, served_at__gte=now - timedelta(days=1)).values_list(
-        "campaign_id", "served_at"
+    rows = (
+        Impression.objects.filter(viewer_key=viewer, served_at__gte=now - timedelta(days=1))
+        .filter(Q(acknowledged_at__isnull=False) | Q(served_at__gte=now - timedelta(seconds=FREQUENCY_PENDING_S)))
+        .values_list("campaign_id", "served_at")
     )
     for campaign_id, served_at in rows:
         hour, day = counts.get(campaign_id, (0, 0))

@@ -125,7 +125,10 @@ def test_frequency_caps_per_viewer_per_hour_and_day():
     shown = []
     for minutes in range(0, 24 * 60, 20):  # the same viewer every 20 minutes for a day
         now = DAY + timedelta(minutes=minutes)
-        shown.append(ad_decide(request=request("same-viewer"), now=now) is not None)
+        ad = ad_decide(request=request("same-viewer"), now=now)
+        if ad is not None:  # the browser shows the card
+            Impression.objects.filter(pk=ad["impression_id"]).update(acknowledged_at=now + timedelta(seconds=2))
+        shown.append(ad is not None)
     # 0:00 and 0:20 shown; 0:40 and 1:00 blocked (two within the last 60 minutes, the
     # window includes its start); 1:20 shown (only 0:20 is within the hour); then the daily cap holds
     assert shown[:6] == [True, True, False, False, True, False]
@@ -134,3 +137,19 @@ def test_frequency_caps_per_viewer_per_hour_and_day():
     assert ad_decide(request=request("someone-else"), now=DAY + timedelta(minutes=30)) is not None
     # the next day the same viewer may see it again (24 hours after the first)
     assert ad_decide(request=request("same-viewer"), now=DAY + timedelta(days=1, minutes=1)) is not None
+
+
+@pytest.mark.django_db
+def test_cards_never_shown_do_not_use_up_the_frequency_cap():
+    gpu_campaign(pacing="asap", frequency_cap_hour=1, frequency_cap_day=2)
+    first = ad_decide(request=request("reader"), now=DAY)
+    assert first is not None
+    # Served a moment ago and not acknowledged yet: it may be on its way to the screen.
+    assert ad_decide(request=request("reader"), now=DAY + timedelta(seconds=30)) is None
+    # Never acknowledged: after the pending window it no longer counts.
+    again = ad_decide(request=request("reader"), now=DAY + timedelta(minutes=5))
+    assert again is not None
+    Impression.objects.filter(pk=again["impression_id"]).update(acknowledged_at=DAY + timedelta(minutes=5, seconds=1))
+    # Shown: the hourly cap of one holds for the hour.
+    assert ad_decide(request=request("reader"), now=DAY + timedelta(minutes=30)) is None
+    assert ad_decide(request=request("reader"), now=DAY + timedelta(minutes=66)) is not None
