@@ -637,13 +637,13 @@ def creative_check(
         add("display_domain", f"The display domain must be the landing URL's host ({host}) or a parent of it.")
     if domain and ("/" in domain or " " in domain or "." not in domain):
         add("display_domain", "Give a bare domain such as example.com.")
-    lowered = " ".join(values[k].lower() for k in ("question", "headline", "text"))
-    for word in BANNED_WORDS:
-        if word in lowered:
-            add("text", f"“{word}” is not allowed in ads.")
-    if any(ch in lowered for ch in "<>") or "javascript:" in lowered:
-        add("text", "Ads are plain text: no HTML or script.")
     for name in ("question", "headline", "text"):
+        lowered = values[name].lower()
+        for word in BANNED_WORDS:
+            if word in lowered:
+                add(name, f"“{word}” is not allowed in ads.")
+        if any(ch in lowered for ch in "<>") or "javascript:" in lowered:
+            add(name, "Ads are plain text: no HTML or script.")
         if values[name] and sum(c.isupper() for c in values[name]) > 0.6 * sum(c.isalpha() for c in values[name]) > 8:
             add(name, "Too many capital letters.")
     return errors

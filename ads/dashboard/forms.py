@@ -340,26 +340,7 @@ class CreativeForm(forms.ModelForm):
     def add_service_errors(self, errors: dict[str, list[str]]) -> None:
         for name, messages in errors.items():
             for message in messages:
-                for field in self._fields_at_fault(name, message):
-                    self.add_error(field if field in self.fields else None, message)
-
-    def _fields_at_fault(self, name: str, message: str) -> list[str]:
-        # The service files its content checks (HTML, banned words) under "text" whatever
-        # field holds the problem: put the message under the field(s) that do.
-        if name != "text":
-            return [name]
-        quoted = re.search(r"“(.+?)”", message)
-        if message.startswith("Ads are plain text"):
-            def at_fault(value: str) -> bool:
-                return any(ch in value for ch in "<>") or "javascript:" in value.lower()
-        elif quoted:
-            def at_fault(value: str) -> bool:
-                return quoted.group(1) in value.lower()
-        else:
-            return [name]
-        values = self.creative_fields()
-        fields = [f for f in ("headline", "text", "question") if at_fault(values[f])]
-        return fields or [name]
+                self.add_error(name if name in self.fields else None, message)
 
     def creative_fields(self) -> dict:
         data = self.cleaned_data

@@ -329,3 +329,13 @@ def test_dismiss_stops_ads_in_that_conversation_only_for_its_owner(cpc_creative,
     mine.refresh_from_db()
     assert mine.ads_dismissed is True
     assert AdFeedback.objects.get().kind == "dismissed"
+
+
+def test_review_files_html_and_banned_words_under_the_field_that_has_them():
+    from ads.services import creative_check
+
+    errors = creative_check(
+        question="Which kayak fits me?", headline="Kayaks <b>now</b>", text="Light, stable boats.",
+        landing_url="https://paddle.example/kayaks", display_domain="paddle.example",
+    )
+    assert errors == {"headline": ["Ads are plain text: no HTML or script."]}
