@@ -176,7 +176,29 @@ function init(root) {
   }
 
   function removeAfter(el) {
-    while (el.nextElementSibling) el.nextElementSibling.remove();
+    const removed = [];
+    while (el.nextElementSibling) {
+      removed.push(el.nextElementSibling);
+      el.nextElementSibling.remove();
+    }
+    return removed;
+  }
+
+  // An edit or regenerate takes the later turns off the page at once; if the server
+  // refuses it before an answer starts (a limit, a locked tier), put them back as they
+  // were, since the server kept them.
+  function restoreRefused(v, msg) {
+    clearTimeout(v.startTimer);
+    clearInterval(v.announceTimer);
+    views.delete(v.clientId);
+    v.restore();
+    if (view === v) {
+      view = null;
+      streamingUi(false);
+      clearRun();
+    }
+    markLastAnswer();
+    showToast(msg.message || "Something went wrong.");
   }
 
   // ---------------------------------------------------------------- rendering
@@ -542,6 +564,10 @@ function init(root) {
 
   function onError(msg) {
     const v = (msg.run_id && views.get(msg.run_id)) || (msg.client_id && views.get(msg.client_id)) || null;
+    if (v && !v.runId && v.restore && v.status === "pending") {
+      restoreRefused(v, msg);
+      return;
+    }
     if (v && v.status !== "complete" && v.status !== "stopped") {
       failView(v, msg);
       return;
@@ -778,10 +804,11 @@ function init(root) {
       const id = art.dataset.messageId;
       if (!id) return;
       const userEl = art.previousElementSibling?.closest(".msg-user") || null;
-      removeAfter(art);
+      const removed = [art, ...removeAfter(art)];
       art.remove();
       const v = dispatch({ type: "message.regenerate", message_id: id }, userEl);
       v.retry = { content: userEl?.querySelector(".msg-body")?.dataset.raw };
+      v.restore = () => v.el.replaceWith(...removed);
     } else if (action === "edit") {
       startEdit(art);
     } else if (action === "feedback") {
@@ -871,10 +898,16 @@ function init(root) {
       if (content.length > maxChars) return showToast(`Your message is ${content.length} characters; the limit is ${maxChars}.`);
       if (!socket || socket.readyState !== WebSocket.OPEN) return showToast("Not connected yet — Lhama is reconnecting.", "offline");
       close();
+      const before = { nodes: [...body.childNodes], raw: body.dataset.raw };
       body.textContent = content;
       body.dataset.raw = content;
-      removeAfter(art);
-      dispatch({ type: "message.edit", message_id: id, content }, art);
+      const removed = removeAfter(art);
+      const v = dispatch({ type: "message.edit", message_id: id, content }, art);
+      v.restore = () => {
+        body.replaceChildren(...before.nodes);
+        body.dataset.raw = before.raw;
+        v.el.replaceWith(...removed);
+      };
     });
   }
 

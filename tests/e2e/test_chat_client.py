@@ -281,3 +281,49 @@ def test_offline_warning_goes_away_once_reconnected(new_page):
     assert toast.is_hidden()
     assert page.locator("#composer-input").input_value() == "still there?"
     assert errors == []
+
+
+def test_a_refused_edit_or_regenerate_puts_the_later_turns_back(new_page):
+    page, errors = new_page()
+    socket = ScriptedSocket(page)
+    refusals: list[dict] = []
+    original = socket._on_message
+
+    def on_message(ws, message):
+        frame = json.loads(message)
+        if frame["type"] in {"message.edit", "message.regenerate"}:
+            socket.received.append(frame)
+            refusals.append(frame)
+            ws.send(json.dumps({
+                "type": "error", "code": "rate_limited", "message": "Too many messages: wait a minute.",
+                "run_id": None, "client_id": frame["client_id"], "retryable": True,
+                "reset_at": None, "upgrade_url": None,
+            }))
+            return
+        original(ws, message)
+
+    socket._on_message = on_message
+    page.goto("/")
+    composer = page.locator("#composer-input")
+    for text in ("first question", "second question"):
+        composer.fill(text)
+        composer.press("Enter")
+        page.wait_for_function("n => document.querySelectorAll('.msg-assistant[data-status=complete]').length >= n", arg=1 if text.startswith("first") else 2)
+    assert page.locator(".msg").count() == 4
+
+    # Edit the first question: refused before any answer starts, so nothing is lost.
+    page.locator(".msg-user").first.locator("[data-action=edit]").click()
+    page.locator(".edit-form textarea").fill("a better question")
+    page.locator(".edit-form textarea").press("Enter")
+    page.wait_for_function("() => document.getElementById('chat-toast') && !document.getElementById('chat-toast').hidden")
+    assert page.locator(".msg").count() == 4
+    assert page.locator(".msg-user .msg-body").all_inner_texts() == ["first question", "second question"]
+    assert "Too many messages" in page.locator("#chat-toast").inner_text()
+
+    # Regenerate the last answer: refused, the answer stays.
+    page.locator(".msg-assistant.is-last [data-action=regenerate]").click()
+    page.wait_for_timeout(300)
+    assert page.locator(".msg").count() == 4
+    assert page.locator(".msg-assistant").last.locator(".msg-body").inner_text().startswith("Use LoRA")
+    assert [f["type"] for f in refusals] == ["message.edit", "message.regenerate"]
+    assert errors == []
