@@ -62,31 +62,28 @@ def subscribe(request: HttpRequest, slug: str) -> HttpResponse:
     return redirect(url)
 
 
-@login_required
-@require_GET
-def success(request: HttpRequest) -> HttpResponse:
+def _checkout_status(request: HttpRequest, template: str) -> HttpResponse:
     session_id = request.GET.get("session_id", "")
     if not SESSION_ID.match(session_id):
         return HttpResponseBadRequest("Unknown checkout session.")
     return render(
         request,
-        "billing/success.html",
+        template,
         {"session_id": session_id, "subscription": selectors.checkout_confirmed(user=request.user, session_id=session_id)},
     )
+
+
+@login_required
+@require_GET
+def success(request: HttpRequest) -> HttpResponse:
+    return _checkout_status(request, "billing/success.html")
 
 
 @login_required
 @require_GET
 def success_status(request: HttpRequest) -> HttpResponse:
     """Polled by the success page until the webhook has confirmed the subscription."""
-    session_id = request.GET.get("session_id", "")
-    if not SESSION_ID.match(session_id):
-        return HttpResponseBadRequest("Unknown checkout session.")
-    return render(
-        request,
-        "billing/success.html#checkout_status",
-        {"session_id": session_id, "subscription": selectors.checkout_confirmed(user=request.user, session_id=session_id)},
-    )
+    return _checkout_status(request, "billing/success.html#checkout_status")
 
 
 @login_required
