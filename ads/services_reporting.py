@@ -20,34 +20,21 @@ def _aggregate(start: datetime, end: datetime) -> dict[int, dict[str, int]]:
     stats: dict[int, dict[str, int]] = defaultdict(
         lambda: {"impressions": 0, "invalid_impressions": 0, "clicks": 0, "invalid_clicks": 0, "spend_micros": 0}
     )
-    impressions = (
-        Impression.objects.filter(acknowledged_at__gte=start, acknowledged_at__lt=end)
-        .values("campaign_id")
-        .annotate(
+    events = [
+        (Impression.objects.filter(acknowledged_at__gte=start, acknowledged_at__lt=end), "impressions"),
+        (Click.objects.filter(clicked_at__gte=start, clicked_at__lt=end, campaign__isnull=False), "clicks"),
+    ]
+    for queryset, kind in events:
+        rows = queryset.values("campaign_id").annotate(
             valid=Count("id", filter=Q(is_valid=True)),
             invalid=Count("id", filter=Q(is_valid=False)),
             spend=Sum("cost_micros"),
         )
-    )
-    for row in impressions:
-        s = stats[row["campaign_id"]]
-        s["impressions"] += row["valid"]
-        s["invalid_impressions"] += row["invalid"]
-        s["spend_micros"] += row["spend"] or 0
-    clicks = (
-        Click.objects.filter(clicked_at__gte=start, clicked_at__lt=end, campaign__isnull=False)
-        .values("campaign_id")
-        .annotate(
-            valid=Count("id", filter=Q(is_valid=True)),
-            invalid=Count("id", filter=Q(is_valid=False)),
-            spend=Sum("cost_micros"),
-        )
-    )
-    for row in clicks:
-        s = stats[row["campaign_id"]]
-        s["clicks"] += row["valid"]
-        s["invalid_clicks"] += row["invalid"]
-        s["spend_micros"] += row["spend"] or 0
+        for row in rows:
+            s = stats[row["campaign_id"]]
+            s[kind] += row["valid"]
+            s[f"invalid_{kind}"] += row["invalid"]
+            s["spend_micros"] += row["spend"] or 0
     return stats
 
 
