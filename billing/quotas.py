@@ -91,12 +91,12 @@ def _minute_start(now: datetime) -> datetime:
 def _exceeded(code: str, *, reset_at: datetime, entitlements: Entitlements) -> QuotaExceeded:
     # A guest has no plan to upgrade: their way up is a free account.
     guest = entitlements.plan_slug == "guest"
-    allows = "Without an account you get" if guest else "Your plan allows"
+    allows = "without an account you get" if guest else "your plan allows"
     if code == "rate_limited":
-        message = f"Too many messages: {allows[0].lower() + allows[1:]} {entitlements.requests_per_minute} a minute."
+        message = f"Too many messages: {allows} {entitlements.requests_per_minute} a minute."
     elif code == "concurrent_runs":
         n = entitlements.concurrent_runs
-        message = f"{allows} {n} answer{'s' if n != 1 else ''} at a time: wait for the current one to finish."
+        message = f"{allows.capitalize()} {n} answer{'s' if n != 1 else ''} at a time: wait for the current one to finish."
     else:
         message = f"You have used today's {entitlements.daily_tokens:,} tokens."
     if guest:
