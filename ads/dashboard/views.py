@@ -25,8 +25,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from ads import selectors
 from ads import services as ads_services
-from ads.dashboard import selectors, services
+from ads.dashboard import services
 from ads.dashboard.forms import (
     AdvertiserForm,
     CampaignForm,

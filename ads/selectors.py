@@ -1,5 +1,6 @@
-"""Reads for the advertiser dashboard. Every query is scoped to one advertiser: the views
-never look an object up by id alone."""
+"""Reads of the ads app: memberships and roles, advertisers, campaigns, creatives and
+the performance reports. Every lookup the dashboard makes is scoped to one advertiser:
+the views never look an object up by id alone."""
 
 from __future__ import annotations
 
