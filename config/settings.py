@@ -265,6 +265,12 @@ SECURE_CSP = {
     "object-src": [CSP.NONE],
 }
 
+# /readyz (config/health.py): everyone gets the status; staff, or a caller sending
+# `Authorization: Bearer <READYZ_TOKEN>`, also the checks. Empty: no token works.
+READYZ_TOKEN = env.str("READYZ_TOKEN", default="")
+# Inference servers are probed at most once per this many seconds per web process.
+READYZ_CACHE_S = env.float("READYZ_CACHE_S", default=5.0)
+
 # --- inference -------------------------------------------------------------------
 # One OpenAI-compatible URL per tier, or VLLM_BASE_URL for all; when none is set
 # every tier uses the embedded llama.cpp server below.
