@@ -11,7 +11,6 @@ from django import forms
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 
-from ads import services
 from ads.models import (
     AdFeedback,
     Advertiser,
@@ -24,6 +23,7 @@ from ads.models import (
     Creative,
     Impression,
 )
+from ads.services import decision as services
 from billing.ledger import balance_micros, ledger_credit
 
 

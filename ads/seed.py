@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ads import services
 from ads.models import Advertiser, AdvertiserMembership
+from ads.services import decision as services
 from ads.services_import import ads_import_file
 
 DEMO_FILE = Path(__file__).resolve().parent / "fixtures" / "demo.json"

@@ -19,8 +19,8 @@ from django.db import transaction
 from django.utils.dateparse import parse_datetime
 
 from ads import index as ad_index
-from ads import services
 from ads.models import Advertiser, AdvertiserMembership, Campaign, Creative
+from ads.services import decision as services
 from billing.ledger import LedgerEntry, ledger_credit
 
 ADVERTISER_KEYS = {

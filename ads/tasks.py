@@ -6,7 +6,8 @@ from celery import shared_task
 from django.conf import settings
 from django.core.mail import send_mail
 
-from ads import services, services_reporting
+from ads import services_reporting
+from ads.services import decision as services
 
 
 @shared_task(name="ads.embed_creative", ignore_result=True)

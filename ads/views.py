@@ -10,7 +10,8 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from ads import services, tracking
+from ads import tracking
+from ads.services import decision as services
 
 
 def _viewer(request: HttpRequest) -> tuple[int | None, str]:

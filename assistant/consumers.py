@@ -16,7 +16,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from redis.exceptions import RedisError
 
-from ads.services import ads_warm_up_in_background
+from ads.services.decision import ads_warm_up_in_background
 from assistant import runs, selectors, services
 from assistant.runlog import run_log
 from assistant.signals import GUEST_KEY

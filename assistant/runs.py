@@ -235,7 +235,7 @@ _ads_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lhama-ads"
 
 
 async def _decide_ad(ad_request) -> dict | None:
-    from ads.services import ad_decide
+    from ads.services.decision import ad_decide
 
     try:
         return await asyncio.wait_for(

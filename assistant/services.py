@@ -186,7 +186,7 @@ def _ad_request(*, owner: Owner, user, conversation_id: str, turns: list[dict], 
     if not getattr(entitlements, "ads_enabled", False) or ads_dismissed:
         return None
     try:
-        from ads.services import AdRequest
+        from ads.services.decision import AdRequest
     except ImportError:
         return None
     user_turns = [t["content"] for t in turns if t["role"] == "user"][-CONTEXT_TURNS_FOR_ADS:]

@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from ads.dashboard.money import dollars_to_micros, micros_to_dollars
 from ads.matching import Keyword, KeywordError, parse_keywords
 from ads.models import Advertiser, AdvertiserMembership, Campaign, Creative
-from ads.services import creative_check
+from ads.services.decision import creative_check
 
 # Billing's limits on one top-up (Stripe Checkout in payment mode).
 from billing.checkout import MAX_TOPUP_MICROS, MIN_TOPUP_MICROS

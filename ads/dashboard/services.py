@@ -8,8 +8,8 @@ from __future__ import annotations
 from django.db import transaction
 
 from ads import index as ad_index
-from ads import services as ads_services
 from ads.models import Advertiser, Campaign, Creative
+from ads.services import decision as ads_services
 from billing.ledger import balance_micros
 
 

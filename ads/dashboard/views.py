@@ -26,7 +26,6 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from ads import selectors
-from ads import services as ads_services
 from ads.dashboard import services
 from ads.dashboard.forms import (
     AdvertiserForm,
@@ -39,6 +38,7 @@ from ads.dashboard.forms import (
 )
 from ads.dashboard.money import format_usd
 from ads.models import AdvertiserMembership, Campaign, Creative
+from ads.services import decision as ads_services
 from billing.ledger import topup_checkout_create
 from billing.services import BillingNotConfigured
 from billing.stripe_api import stripe_configured

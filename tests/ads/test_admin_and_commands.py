@@ -12,9 +12,9 @@ from django.core import mail
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from ads import services
 from ads.exports import user_export
 from ads.models import Advertiser, Campaign, CampaignStatDaily, CampaignStatHourly, Click, Creative, Impression
+from ads.services import decision as services
 from ads.services_reporting import stats_rollup_day, stats_rollup_hour
 from billing.ledger import balance_micros
 from tests.ads.conftest import DATA

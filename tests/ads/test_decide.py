@@ -6,9 +6,9 @@ import uuid
 
 import pytest
 
-from ads import services
 from ads.models import Impression
-from ads.services import AdRequest, ad_decide
+from ads.services import decision as services
+from ads.services.decision import AdRequest, ad_decide
 from tests.ads.factories import AdvertiserFactory, CreativeFactory
 
 GPU_TEXT = "Where can I rent an H100 GPU for a weekend to fine-tune llama?"

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from ads import services
 from ads.matching import KeywordError, keyword_matches, parse_keyword, parse_keywords
-from ads.services import ads_preview
+from ads.services import decision as services
+from ads.services.decision import ads_preview
 from tests.ads.factories import AdvertiserFactory, CreativeFactory
 
 # The bar: at least 90% of all labelled conversations decided correctly, and no ad

@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ads import pacing, services
+from ads import pacing
 from ads.models import Campaign, Impression
-from ads.services import AdRequest, ad_decide
+from ads.services import decision as services
+from ads.services.decision import AdRequest, ad_decide
 from tests.ads.factories import AdvertiserFactory, CreativeFactory
 
 DAY = datetime(2026, 3, 2, tzinfo=UTC)

@@ -11,8 +11,9 @@ from django.core import signing
 from django.test import Client
 from django.utils import timezone
 
-from ads import services, tracking
+from ads import tracking
 from ads.models import AdFeedback, Campaign, Click, Impression
+from ads.services import decision as services
 from billing.ledger import balance_micros
 from tests.ads.factories import AdvertiserFactory, CampaignFactory, CreativeFactory
 
@@ -332,7 +333,7 @@ def test_dismiss_stops_ads_in_that_conversation_only_for_its_owner(cpc_creative,
 
 
 def test_review_files_html_and_banned_words_under_the_field_that_has_them():
-    from ads.services import creative_check
+    from ads.services.decision import creative_check
 
     errors = creative_check(
         question="Which kayak fits me?", headline="Kayaks <b>now</b>", text="Light, stable boats.",

@@ -16,7 +16,7 @@ GPU_QUESTION = "Where can I rent an H100 GPU for a weekend to fine-tune llama?"
 @pytest.fixture
 def gpu_ad(transactional_db, settings):
     from ads import index as ad_index
-    from ads import services as ad_services
+    from ads.services import decision as ad_services
     from tests.ads.factories import AdvertiserFactory, CreativeFactory
 
     settings.ADS_INDEX_SYNC = True

@@ -32,7 +32,7 @@ SEED = r"""
 import datetime as dt, json, math
 from django.utils import timezone
 from accounts.models import User
-from ads import services as s
+from ads.services import decision as s
 from ads.models import Campaign, CampaignStatDaily, Creative
 from billing.ledger import ledger_credit
 

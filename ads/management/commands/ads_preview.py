@@ -7,7 +7,7 @@ import json
 
 from django.core.management.base import BaseCommand
 
-from ads.services import ads_preview
+from ads.services.decision import ads_preview
 
 
 class Command(BaseCommand):
