@@ -14,6 +14,7 @@ import time
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 from redis.exceptions import RedisError
 
 from ads.services.decision import ads_warm_up_in_background
@@ -127,7 +128,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             "type": "hello",
             "protocol": PROTOCOL_VERSION,
             "user": {"authenticated": authenticated, "display_name": display_name},
-            "limits": {"max_message_chars": services.max_message_chars()},
+            "limits": {"max_message_chars": settings.ASSISTANT_MAX_MESSAGE_CHARS},
         })
         if not self.owner.is_known:
             await self.send_json(error_frame(
@@ -235,7 +236,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             content = content.strip()
             if not content:
                 raise _InvalidFrame("The message is empty.")
-            limit = services.max_message_chars()
+            limit = settings.ASSISTANT_MAX_MESSAGE_CHARS
             if len(content) > limit:
                 await self.send_json(error_frame(
                     "too_large", f"Messages may be at most {limit} characters (this one has {len(content)}).",

@@ -146,8 +146,7 @@ def redis_client():
 
 
 def _key(run_id: str) -> str:
-    prefix = getattr(settings, "REDIS_PREFIX", "lhama")
-    return f"{prefix}:runlog:{run_id}"
+    return f"{settings.REDIS_PREFIX}:runlog:{run_id}"
 
 
 def _decode(entry_id, fields) -> dict:
@@ -171,8 +170,9 @@ class RedisRunLog(RunLog):
         client = redis_client()
         key = _key(run_id)
         async with client.pipeline(transaction=False) as pipe:
-            # An empty stream: followers can block on it before the first event.
-            pipe.xgroup_create(key, "lhama", id="$", mkstream=True)
+            # An empty stream: followers can block on it before the first event (a
+            # consumer group is the one way to create a stream with no entry in it).
+            pipe.xgroup_create(key, settings.REDIS_PREFIX, id="$", mkstream=True)
             pipe.expire(key, LIVE_TTL_S)
             await pipe.execute()
         self._next_seq[run_id] = 1

@@ -44,18 +44,6 @@ _STOP = object()
 _END = object()
 
 
-def coalesce_s() -> float:
-    return getattr(settings, "ASSISTANT_COALESCE_S", 0.04)
-
-
-def snapshot_interval_s() -> float:
-    return getattr(settings, "ASSISTANT_SNAPSHOT_INTERVAL_S", 3.0)
-
-
-def ads_budget_s() -> float:
-    return getattr(settings, "ADS_DECISION_BUDGET_S", 0.25)
-
-
 def channel_layer_is_shared() -> bool:
     """True when the channel layer reaches other processes (Redis), False for the in-process layer."""
     backend = settings.CHANNEL_LAYERS.get("default", {}).get("BACKEND", "")
@@ -213,7 +201,7 @@ async def _fit_exactly(spec: services.RunSpec) -> tuple[list[dict], int]:
 async def _snapshot_loop(handle: RunHandle) -> None:
     spec = handle.spec
     while True:
-        await asyncio.sleep(snapshot_interval_s())
+        await asyncio.sleep(settings.ASSISTANT_SNAPSHOT_INTERVAL_S)
         text = handle.text
         changed = len(text) != handle.snapshotted_len
         try:
@@ -243,10 +231,10 @@ async def _decide_ad(ad_request) -> dict | None:
             # decision never holds up the first token; one still queued when the budget
             # runs out is cancelled before it starts.
             database_sync_to_async(ad_decide, thread_sensitive=False, executor=_ads_executor)(request=ad_request),
-            ads_budget_s(),
+            settings.ADS_DECISION_BUDGET_S,
         )
     except TimeoutError:
-        logger.info("ad decision missed its %.2f s budget", ads_budget_s())
+        logger.info("ad decision missed its %.2f s budget", settings.ADS_DECISION_BUDGET_S)
         return None
     except Exception:  # no ad is the safe failure
         logger.exception("ad decision failed")
@@ -268,7 +256,7 @@ async def _run(handle: RunHandle) -> None:
     messages = spec.messages
     pending: list[str] = []
     last_flush = 0.0
-    window = coalesce_s()
+    window = settings.ASSISTANT_COALESCE_S
 
     async def flush() -> None:
         nonlocal last_flush, first_token_at

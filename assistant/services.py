@@ -31,7 +31,6 @@ from assistant.selectors import Owner, conversation_get_for_owner, parse_uuid
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_MESSAGE_CHARS = 8000
 CONTEXT_TURNS_FOR_ADS = 3
 
 
@@ -51,10 +50,6 @@ def _write_transaction():
         return
     with _sqlite_writers, transaction.atomic():
         yield
-
-
-def max_message_chars() -> int:
-    return getattr(settings, "ASSISTANT_MAX_MESSAGE_CHARS", DEFAULT_MAX_MESSAGE_CHARS)
 
 
 class RunRejected(Exception):
@@ -484,7 +479,7 @@ def run_abort(*, spec: RunSpec, message: str) -> None:
 def runs_reap_orphans(*, stale_after: timedelta | None = None) -> list[str]:
     """Mark runs whose owner stopped sending heartbeats as interrupted, keeping the partial
     text of their last snapshot. Returns the ids of the runs marked."""
-    stale_after = stale_after or timedelta(seconds=getattr(settings, "ASSISTANT_RUN_STALE_S", 30))
+    stale_after = stale_after or timedelta(seconds=settings.ASSISTANT_RUN_STALE_S)
     cutoff = timezone.now() - stale_after
     reaped = []
     for run in GenerationRun.objects.filter(status=GenerationRun.Status.RUNNING, heartbeat_at__lt=cutoff):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -122,7 +123,7 @@ def home(request: HttpRequest, conversation_id=None) -> HttpResponse:
         "tiers": tiers,
         "locked_tiers": [t for t in tiers if not t.unlocked],
         "is_guest": not request.user.is_authenticated,
-        "max_message_chars": services.max_message_chars(),
+        "max_message_chars": settings.ASSISTANT_MAX_MESSAGE_CHARS,
         "zero_id": "00000000-0000-0000-0000-000000000000",
     }
     return render(request, CHAT_TEMPLATE, context)

@@ -130,6 +130,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- redis: channel layer, cache, run logs, quotas ------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
+# Every key and channel Lhama puts in Redis starts with this: two deployments sharing
+# one Redis keep apart by giving each its own prefix.
+REDIS_PREFIX = env.str("REDIS_PREFIX", default="lhama")
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
@@ -137,7 +140,7 @@ if REDIS_URL:
             # BZPOPMIN and kills idle sockets with TimeoutError: give reads room.
             "CONFIG": {
                 "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
-                "prefix": env.str("REDIS_PREFIX", default="lhama"),
+                "prefix": REDIS_PREFIX,
             },
         }
     }
@@ -145,7 +148,7 @@ if REDIS_URL:
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": env.str("REDIS_PREFIX", default="lhama"),
+            "KEY_PREFIX": REDIS_PREFIX,
         }
     }
 else:
@@ -299,6 +302,10 @@ ADS_IMPRESSION_ACK_WINDOW_S = env.int("ADS_IMPRESSION_ACK_WINDOW_S", default=360
 
 # --- stripe ----------------------------------------------------------------------
 STRIPE_SECRET_KEY = get_mandatory("STRIPE_SECRET_KEY")
+# A running answer saves its text and heartbeat this often; one silent for
+# ASSISTANT_RUN_STALE_S is taken for orphaned (its process died) and marked interrupted.
+ASSISTANT_SNAPSHOT_INTERVAL_S = env.float("ASSISTANT_SNAPSHOT_INTERVAL_S", default=3.0)
+ASSISTANT_RUN_STALE_S = env.float("ASSISTANT_RUN_STALE_S", default=30.0)
 STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")  # e.g. a localstripe URL in tests
