@@ -129,10 +129,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- redis: channel layer, cache, run logs, quotas ------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
-if REDIS_URL:
 # Every key and channel Lhama puts in Redis starts with this: two deployments sharing
 # one Redis keep apart by giving each its own prefix.
 REDIS_PREFIX = env.str("REDIS_PREFIX", default="lhama")
+if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
@@ -293,6 +293,10 @@ LLM_FIRST_TOKEN_TIMEOUT_S = env.float("LLM_FIRST_TOKEN_TIMEOUT_S", default=60.0)
 LLM_BETWEEN_TOKENS_TIMEOUT_S = env.float("LLM_BETWEEN_TOKENS_TIMEOUT_S", default=30.0)
 ASSISTANT_COALESCE_S = env.float("ASSISTANT_COALESCE_S", default=0.04)
 ASSISTANT_MAX_MESSAGE_CHARS = env.int("ASSISTANT_MAX_MESSAGE_CHARS", default=8000)
+# A running answer saves its text and heartbeat this often; one silent for
+# ASSISTANT_RUN_STALE_S is taken for orphaned (its process died) and marked interrupted.
+ASSISTANT_SNAPSHOT_INTERVAL_S = env.float("ASSISTANT_SNAPSHOT_INTERVAL_S", default=3.0)
+ASSISTANT_RUN_STALE_S = env.float("ASSISTANT_RUN_STALE_S", default=30.0)
 
 # --- ads ---------------------------------------------------------------------------
 ADS_DECISION_BUDGET_S = env.float("ADS_DECISION_BUDGET_S", default=0.25)  # late decision = no ad
@@ -302,10 +306,6 @@ ADS_IMPRESSION_ACK_WINDOW_S = env.int("ADS_IMPRESSION_ACK_WINDOW_S", default=360
 
 # --- stripe ----------------------------------------------------------------------
 STRIPE_SECRET_KEY = get_mandatory("STRIPE_SECRET_KEY")
-# A running answer saves its text and heartbeat this often; one silent for
-# ASSISTANT_RUN_STALE_S is taken for orphaned (its process died) and marked interrupted.
-ASSISTANT_SNAPSHOT_INTERVAL_S = env.float("ASSISTANT_SNAPSHOT_INTERVAL_S", default=3.0)
-ASSISTANT_RUN_STALE_S = env.float("ASSISTANT_RUN_STALE_S", default=30.0)
 STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")  # e.g. a localstripe URL in tests
