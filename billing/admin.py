@@ -2,7 +2,6 @@ from django.contrib import admin, messages
 from django.db.models import Sum
 from django.utils import timezone
 
-from billing import services
 from billing.ledger import balance_micros
 from billing.models import (
     BalanceAccount,
@@ -15,7 +14,9 @@ from billing.models import (
     StripeEvent,
     Subscription,
 )
+from billing.services import plan_grant_revoke
 from billing.stripe_api import stripe_configured
+from billing.subscriptions import subscription_resync
 from billing.templatetags.billing_tags import usd
 
 
@@ -74,7 +75,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
             self.message_user(request, "Stripe is not configured.", messages.ERROR)
             return
         for sub in queryset:
-            services.subscription_resync(stripe_subscription_id=sub.stripe_subscription_id)
+            subscription_resync(stripe_subscription_id=sub.stripe_subscription_id)
         self.message_user(request, f"Re-synced {queryset.count()} subscription(s).")
 
 
@@ -116,7 +117,7 @@ class PlanGrantAdmin(admin.ModelAdmin):
     @admin.action(description="Revoke selected grants")
     def revoke(self, request, queryset) -> None:
         for grant in queryset:
-            services.plan_grant_revoke(grant=grant)
+            plan_grant_revoke(grant=grant)
         self.message_user(request, f"Revoked {queryset.count()} grant(s).")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from billing import quotas, services, webhooks
+from billing import quotas, subscriptions, webhooks
 
 
 @shared_task(name="billing.process_stripe_event", ignore_result=True)
@@ -14,13 +14,13 @@ def process_stripe_event(event_pk: int) -> None:
 
 @shared_task(name="billing.resync_subscriptions", ignore_result=True)
 def resync_subscriptions() -> None:
-    services.subscriptions_resync_active()
-    services.stripe_events_retry_unprocessed()
+    subscriptions.subscriptions_resync_active()
+    webhooks.stripe_events_retry_unprocessed()
 
 
 @shared_task(name="billing.expire_grace_periods", ignore_result=True)
 def expire_grace_periods() -> None:
-    services.subscriptions_expire_grace()
+    subscriptions.subscriptions_expire_grace()
 
 
 @shared_task(name="billing.quota_cleanup", ignore_result=True)

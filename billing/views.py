@@ -14,10 +14,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from billing import selectors, services
+from billing import selectors
+from billing.checkout import PlanNotForSale, PriceNotFound, portal_session_create, subscription_checkout_create
 from billing.entitlements import entitlements_for
 from billing.models import Plan
-from billing.stripe_api import stripe_configured
+from billing.stripe_api import BillingNotConfigured, stripe_configured
 from billing.webhooks import WebhookNotConfigured, stripe_event_record, stripe_event_verify
 
 logger = logging.getLogger(__name__)
@@ -48,11 +49,11 @@ def subscribe(request: HttpRequest, slug: str) -> HttpResponse:
     if not REQUEST_TOKEN.match(token):
         return HttpResponseBadRequest("The form is missing its request token: reload the pricing page.")
     try:
-        url = services.subscription_checkout_create(user=request.user, plan=plan, interval=interval, request_token=token)
-    except services.BillingNotConfigured as exc:
+        url = subscription_checkout_create(user=request.user, plan=plan, interval=interval, request_token=token)
+    except BillingNotConfigured as exc:
         messages.error(request, exc.message)
         return redirect("billing:pricing")
-    except (services.PlanNotForSale, services.PriceNotFound) as exc:
+    except (PlanNotForSale, PriceNotFound) as exc:
         messages.error(request, str(exc))
         return redirect("billing:pricing")
     except stripe.StripeError:
@@ -91,11 +92,11 @@ def success_status(request: HttpRequest) -> HttpResponse:
 def portal(request: HttpRequest) -> HttpResponse:
     # Always the signed-in user's own customer: no customer id is ever taken from the request.
     try:
-        url = services.portal_session_create(user=request.user)
-    except services.BillingNotConfigured as exc:
+        url = portal_session_create(user=request.user)
+    except BillingNotConfigured as exc:
         messages.error(request, exc.message)
         return redirect("accounts:profile")
-    except services.PlanNotForSale as exc:
+    except PlanNotForSale as exc:
         messages.error(request, str(exc))
         return redirect("accounts:profile")
     except stripe.StripeError:

@@ -9,8 +9,8 @@ import pytest
 
 from billing.ledger import topup_checkout_create
 from billing.models import Customer, Subscription
-from billing.services import BillingNotConfigured, subscription_resync, subscriptions_expire_grace
-from billing.stripe_api import STRIPE_API_VERSION
+from billing.stripe_api import STRIPE_API_VERSION, BillingNotConfigured
+from billing.subscriptions import subscription_resync, subscriptions_expire_grace
 from tests.billing import stripe_events as se
 from tests.billing.factories import BalanceAccountFactory, CustomerFactory, SubscriptionFactory
 

@@ -9,7 +9,7 @@ import pytest
 from billing.entitlements import entitlements_for
 from billing.ledger import balance_micros
 from billing.models import LedgerEntry, StripeEvent, Subscription
-from billing.services import subscriptions_expire_grace
+from billing.subscriptions import subscriptions_expire_grace
 from tests.billing import stripe_events as se
 from tests.billing.conftest import post_event, stripe_signature
 from tests.billing.factories import BalanceAccountFactory, CustomerFactory
