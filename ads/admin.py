@@ -11,6 +11,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 
+from ads import index as ad_index
 from ads.models import (
     AdFeedback,
     Advertiser,
@@ -23,7 +24,7 @@ from ads.models import (
     Creative,
     Impression,
 )
-from ads.services import decision as services
+from ads.services import campaigns, review
 from billing.ledger import balance_micros, ledger_credit
 
 
@@ -60,7 +61,7 @@ class AdvertiserAdmin(admin.ModelAdmin):
 
             obj.balance_account = balance_account_create(name=f"Advertiser: {obj.name}"[:200])
         super().save_model(request, obj, form, change)
-        services.ad_index.invalidate()
+        ad_index.invalidate()
 
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields if obj else [f for f in self.readonly_fields if f != "balance_account"]
@@ -147,25 +148,25 @@ class CampaignAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change) -> None:
         super().save_model(request, obj, form, change)
-        services._embed_later(campaign_id=obj.pk)
-        services.ad_index.invalidate()
+        campaigns.campaign_embed_later(campaign_id=obj.pk)
+        ad_index.invalidate()
 
     def save_related(self, request, form, formsets, change) -> None:
         super().save_related(request, form, formsets, change)
-        services.ad_index.invalidate()
+        ad_index.invalidate()
 
     @admin.action(description="Pause the selected campaigns (staff)")
     def pause_campaigns(self, request, queryset) -> None:
         count = queryset.filter(status=Campaign.Status.ACTIVE).update(
             status=Campaign.Status.PAUSED, pause_reason=Campaign.PauseReason.STAFF
         )
-        services.ad_index.invalidate()
+        ad_index.invalidate()
         self.message_user(request, f"Paused {count} campaign(s).")
 
     @admin.action(description="Activate the selected campaigns")
     def activate_campaigns(self, request, queryset) -> None:
         count = queryset.exclude(status=Campaign.Status.ENDED).update(status=Campaign.Status.ACTIVE, pause_reason="")
-        services.ad_index.invalidate()
+        ad_index.invalidate()
         self.message_user(request, f"Activated {count} campaign(s).")
 
 
@@ -214,28 +215,28 @@ class CreativeAdmin(admin.ModelAdmin):
     def automatic_checks(self, obj: Creative) -> str:
         if obj.pk is None:
             return "—"
-        errors = services.creative_check(**services._creative_fields(obj))
+        errors = review.creative_check(**review.creative_fields(obj))
         return "passed" if not errors else "; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items())
 
     def save_model(self, request, obj, form, change) -> None:
-        errors = services.creative_check(**services._creative_fields(obj))
+        errors = review.creative_check(**review.creative_fields(obj))
         if errors:
             # The form's own validation ran; the review checks are stricter (https, domain, words).
             messages.error(request, "Saved, but the automatic checks fail: " + self.automatic_checks(obj))
         if change and form.changed_data:
             obj.review_status = Creative.ReviewStatus.PENDING  # edited text goes back to review
         super().save_model(request, obj, form, change)
-        services._embed_later(creative_id=obj.pk)
-        services.ad_index.invalidate()
+        review.creative_embed_later(creative_id=obj.pk)
+        ad_index.invalidate()
 
     @admin.action(description="Approve the selected creatives")
     def approve(self, request, queryset) -> None:
         approved, failed = 0, []
         for creative in queryset:
             try:
-                services.creative_approve(creative=creative, reviewer=request.user)
+                review.creative_approve(creative=creative, reviewer=request.user)
                 approved += 1
-            except services.CreativeInvalid as exc:
+            except review.CreativeInvalid as exc:
                 failed.append(f"{creative.headline}: {exc}")
         self.message_user(request, f"Approved {approved} creative(s).")
         for failure in failed:
@@ -247,7 +248,7 @@ class CreativeAdmin(admin.ModelAdmin):
             form = RejectForm(request.POST)
             if form.is_valid():
                 for creative in queryset:
-                    services.creative_reject(
+                    review.creative_reject(
                         creative=creative, reviewer=request.user, reason=form.cleaned_data["reason"]
                     )
                 self.message_user(request, f"Rejected {queryset.count()} creative(s).")
@@ -373,4 +374,4 @@ class CampaignKeywordAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change) -> None:
         super().save_model(request, obj, form, change)
-        services.ad_index.invalidate()
+        ad_index.invalidate()

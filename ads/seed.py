@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from ads.models import Advertiser, AdvertiserMembership
-from ads.services import decision as services
+from ads.services.campaigns import advertiser_member_add
 from ads.services_import import ads_import_file
 
 DEMO_FILE = Path(__file__).resolve().parent / "fixtures" / "demo.json"
@@ -24,5 +24,5 @@ def seed_demo(*, stdout) -> None:
     if staff is not None:
         for item in json.loads(DEMO_FILE.read_text())["advertisers"]:
             advertiser = Advertiser.objects.get(name=item["name"])
-            services.advertiser_member_add(advertiser=advertiser, user=staff, role=AdvertiserMembership.Role.OWNER)
+            advertiser_member_add(advertiser=advertiser, user=staff, role=AdvertiserMembership.Role.OWNER)
             stdout.write(f"Ads demo: {DEMO_STAFF_EMAIL} is an owner of {advertiser.name}")

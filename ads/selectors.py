@@ -1,6 +1,7 @@
-"""Reads of the ads app: memberships and roles, advertisers, campaigns, creatives and
-the performance reports. Every lookup the dashboard makes is scoped to one advertiser:
-the views never look an object up by id alone."""
+"""Reads of the ads app: memberships and roles, advertisers, campaigns, creatives, the
+performance reports, and what a viewer was shown (frequency caps). Every lookup the
+dashboard makes is scoped to one advertiser: the views never look an object up by id
+alone."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 
 from django.db.models import Count, Q, QuerySet, Sum
 
-from ads.models import Advertiser, AdvertiserMembership, Campaign, CampaignStatDaily, Creative
+from ads.models import Advertiser, AdvertiserMembership, Campaign, CampaignStatDaily, Creative, Impression
 from billing.ledger import balance_micros
 
 ROLE_RANK = {
@@ -195,3 +196,26 @@ def stats_updated_at(*, advertiser: Advertiser) -> dt.datetime | None:
         .first()
     )
     return latest
+
+
+# --- frequency caps ---------------------------------------------------------------
+
+# A card served but not acknowledged yet may still be on its way to the screen, so it
+# counts against the caps for this long; after that only cards actually shown count
+# (a follow-up answer whose card the reader never scrolled to does not use up the cap).
+FREQUENCY_PENDING_S = 120
+
+
+def frequency_counts(*, viewer: str, now: dt.datetime) -> dict[int, tuple[int, int]]:
+    """Impressions shown (or just served) to this viewer per campaign: (last hour, last day)."""
+    counts: dict[int, tuple[int, int]] = {}
+    hour_ago = now - dt.timedelta(hours=1)
+    rows = (
+        Impression.objects.filter(viewer_key=viewer, served_at__gte=now - dt.timedelta(days=1))
+        .filter(Q(acknowledged_at__isnull=False) | Q(served_at__gte=now - dt.timedelta(seconds=FREQUENCY_PENDING_S)))
+        .values_list("campaign_id", "served_at")
+    )
+    for campaign_id, served_at in rows:
+        hour, day = counts.get(campaign_id, (0, 0))
+        counts[campaign_id] = (hour + (served_at >= hour_ago), day + 1)
+    return counts

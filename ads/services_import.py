@@ -20,7 +20,15 @@ from django.utils.dateparse import parse_datetime
 
 from ads import index as ad_index
 from ads.models import Advertiser, AdvertiserMembership, Campaign, Creative
-from ads.services import decision as services
+from ads.services.campaigns import (
+    advertiser_create,
+    advertiser_member_add,
+    campaign_check,
+    campaign_create,
+    campaign_keywords_parse,
+    campaign_update,
+)
+from ads.services.review import creative_approve, creative_check, creative_create, creative_update
 from billing.ledger import LedgerEntry, ledger_credit
 
 ADVERTISER_KEYS = {
@@ -186,11 +194,11 @@ def _validate(data) -> list[dict]:
                 "language": str(camp.get("language", "en") or ""),
                 "context_hints": str(camp.get("context_hints") or ""),
             }
-            for key, message in services._campaign_validate(values).items():
+            for key, message in campaign_check(values=values).items():
                 if values.get(key, 0) is not None:  # None: its conversion error is already listed
                     errors.append(f"{cwhere}.{key}: {message}")
             kw_errors: dict = {}
-            keywords = services._parse_keywords_or_error(camp.get("keywords") or [], kw_errors)
+            keywords = campaign_keywords_parse(keywords=camp.get("keywords") or [], errors=kw_errors)
             if kw_errors:
                 errors.append(f"{cwhere}.keywords: {kw_errors['keywords']}")
             creatives = camp.get("creatives") or []
@@ -206,7 +214,7 @@ def _validate(data) -> list[dict]:
                 _unknown(cre, CREATIVE_KEYS, kwhere, errors)
                 fields = {k: str(cre.get(k) or "").strip() for k in CREATIVE_KEYS}
                 fields["display_domain"] = fields["display_domain"].lower()
-                for key, messages in services.creative_check(**fields).items():
+                for key, messages in creative_check(**fields).items():
                     errors.append(f"{kwhere}.{key}: {' '.join(messages)}")
                 checked.append(fields)
             item["campaigns"].append({"values": values, "keywords": keywords, "creatives": checked})
@@ -231,7 +239,7 @@ def ads_import(*, data, auto_approve: bool = False, reviewer=None, source: str =
         for item in plan:
             advertiser = Advertiser.objects.filter(name=item["name"]).first()
             if advertiser is None:
-                advertiser = services.advertiser_create(
+                advertiser = advertiser_create(
                     name=item["name"],
                     paid_by=item["paid_by"],
                     website=item["website"],
@@ -258,7 +266,7 @@ def ads_import(*, data, auto_approve: bool = False, reviewer=None, source: str =
                     )
                     report.credited_micros += item["credit"]
             for member in item["members"]:
-                services.advertiser_member_add(
+                advertiser_member_add(
                     advertiser=advertiser,
                     user=users[member["email"].strip().lower()],
                     role=member.get("role", "manager"),
@@ -266,23 +274,23 @@ def ads_import(*, data, auto_approve: bool = False, reviewer=None, source: str =
             for camp in item["campaigns"]:
                 campaign = Campaign.objects.filter(advertiser=advertiser, name=camp["values"]["name"]).first()
                 if campaign is None:
-                    campaign = services.campaign_create(
+                    campaign = campaign_create(
                         advertiser=advertiser, keywords=camp["keywords"], **camp["values"]
                     )
                     report.campaigns_created += 1
                 else:
-                    campaign = services.campaign_update(campaign=campaign, keywords=camp["keywords"], **camp["values"])
+                    campaign = campaign_update(campaign=campaign, keywords=camp["keywords"], **camp["values"])
                     report.campaigns_updated += 1
                 for fields in camp["creatives"]:
                     creative = Creative.objects.filter(campaign=campaign, headline=fields["headline"]).first()
                     if creative is None:
-                        creative = services.creative_create(campaign=campaign, **fields)
+                        creative = creative_create(campaign=campaign, **fields)
                         report.creatives_created += 1
                     else:
-                        creative = services.creative_update(creative=creative, **fields)
+                        creative = creative_update(creative=creative, **fields)
                         report.creatives_updated += 1
                     if auto_approve and creative.review_status != Creative.ReviewStatus.APPROVED:
-                        services.creative_approve(creative=creative, reviewer=reviewer)
+                        creative_approve(creative=creative, reviewer=reviewer)
                         report.creatives_approved += 1
     transaction.on_commit(ad_index.invalidate)
     return report

@@ -6,20 +6,21 @@ from celery import shared_task
 from django.conf import settings
 from django.core.mail import send_mail
 
+from ads import index as ad_index
 from ads import services_reporting
-from ads.services import decision as services
+from ads.services import campaigns, review
 
 
 @shared_task(name="ads.embed_creative", ignore_result=True)
 def embed_creative(creative_id: int) -> None:
-    if services.creative_embed(creative_id=creative_id):
-        services.ad_index.invalidate()
+    if review.creative_embed(creative_id=creative_id):
+        ad_index.invalidate()
 
 
 @shared_task(name="ads.embed_campaign", ignore_result=True)
 def embed_campaign(campaign_id: int) -> None:
-    if services.campaign_embed(campaign_id=campaign_id):
-        services.ad_index.invalidate()
+    if campaigns.campaign_embed(campaign_id=campaign_id):
+        ad_index.invalidate()
 
 
 @shared_task(name="ads.stats_rollup", ignore_result=True)
@@ -29,7 +30,7 @@ def stats_rollup() -> None:
 
 @shared_task(name="ads.campaigns_resume_funded", ignore_result=True)
 def campaigns_resume_funded() -> None:
-    services.campaigns_resume_funded()
+    campaigns.campaigns_resume_funded()
 
 
 @shared_task(name="ads.send_low_balance_notice", ignore_result=True)

@@ -11,7 +11,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from ads import tracking
-from ads.services import decision as services
+from ads.services import delivery
 
 
 def _viewer(request: HttpRequest) -> tuple[int | None, str]:
@@ -33,7 +33,7 @@ def _kind(request: HttpRequest) -> str:
 @require_GET
 def click(request: HttpRequest, token: str) -> HttpResponse:
     user_id, session_key = _viewer(request)
-    result = services.click_record(
+    result = delivery.click_record(
         token=token,
         user_agent=request.headers.get("User-Agent", ""),
         viewer=tracking.viewer_key(user_id=user_id, session_key=session_key),
@@ -54,13 +54,13 @@ def click(request: HttpRequest, token: str) -> HttpResponse:
 def impression_ack(request: HttpRequest, impression_id: str) -> HttpResponse:
     user_id, session_key = _viewer(request)
     try:
-        result = services.impression_acknowledge(
+        result = delivery.impression_acknowledge(
             impression_id=impression_id,
             user_id=user_id,
             session_key=session_key,
             user_agent=request.headers.get("User-Agent", ""),
         )
-    except services.NotFound:
+    except delivery.NotFound:
         return JsonResponse({"error": "not_found"}, status=404)
     return JsonResponse({"counted": result.counted, "valid": result.valid, "reason": result.reason})
 
@@ -74,8 +74,8 @@ def impression_feedback(request: HttpRequest, impression_id: str) -> HttpRespons
             {"error": "invalid_kind", "message": 'kind must be "not_relevant" or "offensive".'}, status=400
         )
     try:
-        services.feedback_record(impression_id=impression_id, user_id=user_id, session_key=session_key, kind=kind)
-    except services.NotFound:
+        delivery.feedback_record(impression_id=impression_id, user_id=user_id, session_key=session_key, kind=kind)
+    except delivery.NotFound:
         return JsonResponse({"error": "not_found"}, status=404)
     return JsonResponse({"ok": True, "kind": kind})
 
@@ -84,7 +84,7 @@ def impression_feedback(request: HttpRequest, impression_id: str) -> HttpRespons
 def impression_dismiss(request: HttpRequest, impression_id: str) -> HttpResponse:
     user_id, session_key = _viewer(request)
     try:
-        services.conversation_ads_dismiss(impression_id=impression_id, user_id=user_id, session_key=session_key)
-    except services.NotFound:
+        delivery.conversation_ads_dismiss(impression_id=impression_id, user_id=user_id, session_key=session_key)
+    except delivery.NotFound:
         return JsonResponse({"error": "not_found"}, status=404)
     return JsonResponse({"ok": True, "ads_dismissed": True})

@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from ads.dashboard.money import dollars_to_micros, micros_to_dollars
 from ads.matching import Keyword, KeywordError, parse_keywords
 from ads.models import Advertiser, AdvertiserMembership, Campaign, Creative
-from ads.services.decision import creative_check
+from ads.services.review import creative_check
 
 # Billing's limits on one top-up (Stripe Checkout in payment mode).
 from billing.checkout import MAX_TOPUP_MICROS, MIN_TOPUP_MICROS
@@ -242,7 +242,7 @@ class CampaignForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        # Budgets, bid (reserve price), dates and caps are checked by ads.services
+        # Budgets, bid (reserve price), dates and caps are checked by ads.services.campaigns
         # (CampaignInvalid, mapped onto these fields by the view); these are the form's own.
         for cap in ("frequency_cap_hour", "frequency_cap_day"):
             if cleaned.get(cap) == 0:
@@ -257,7 +257,7 @@ class CampaignForm(forms.ModelForm):
             )
         return cleaned
 
-    # ads.services.CampaignInvalid names model fields; these are the form's names for them.
+    # ads.services.campaigns.CampaignInvalid names model fields; these are the form's names for them.
     SERVICE_FIELDS = {
         "daily_budget_micros": "daily_budget",
         "lifetime_budget_micros": "lifetime_budget",
@@ -273,7 +273,7 @@ class CampaignForm(forms.ModelForm):
         return [*self.cleaned_data["keywords"], *self.cleaned_data["negative_keywords"]]
 
     def campaign_fields(self) -> dict:
-        """The cleaned values as keyword arguments for ads.services.campaign_create/update."""
+        """The cleaned values as keyword arguments for ads.services.campaigns.campaign_create/update."""
         data = self.cleaned_data
         return {
             "name": data["name"],
@@ -293,7 +293,7 @@ class CampaignForm(forms.ModelForm):
 
 class CreativeForm(forms.ModelForm):
     """The fields of a sponsored suggestion. Cleaning runs the ad engine's automatic review
-    (ads.services.creative_check), so the advertiser sees every problem before submitting."""
+    (ads.services.review.creative_check), so the advertiser sees every problem before submitting."""
 
     display_domain = forms.CharField(
         max_length=100,

@@ -26,7 +26,6 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from ads import selectors
-from ads.dashboard import services
 from ads.dashboard.forms import (
     AdvertiserForm,
     CampaignForm,
@@ -38,7 +37,7 @@ from ads.dashboard.forms import (
 )
 from ads.dashboard.money import format_usd
 from ads.models import AdvertiserMembership, Campaign, Creative
-from ads.services import decision as ads_services
+from ads.services import campaigns, decision, review
 from billing.ledger import topup_checkout_create
 from billing.services import BillingNotConfigured
 from billing.stripe_api import stripe_configured
@@ -107,7 +106,7 @@ def landing(request: HttpRequest) -> HttpResponse:
 def org_create(request: HttpRequest) -> HttpResponse:
     form = AdvertiserForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        advertiser = ads_services.advertiser_create(owner=request.user, **form.cleaned_data)
+        advertiser = campaigns.advertiser_create(owner=request.user, **form.cleaned_data)
         request.session[SESSION_ADVERTISER] = advertiser.pk
         messages.success(request, f"{advertiser.name} is ready. Top up your balance, then create a campaign.")
         return redirect("ads:dashboard:overview")
@@ -129,7 +128,7 @@ def _overview(request: HttpRequest, *, topup_form=None, invite_form=None, status
     balance = selectors.advertiser_balance_micros(advertiser=advertiser)
     today = timezone.now().date()
     week_start = today - dt.timedelta(days=6)
-    campaigns = list(selectors.campaigns_for_advertiser(advertiser=advertiser))
+    advertiser_campaigns = list(selectors.campaigns_for_advertiser(advertiser=advertiser))
     return render(
         request,
         "ads/overview.html",
@@ -145,10 +144,10 @@ def _overview(request: HttpRequest, *, topup_form=None, invite_form=None, status
             memberships=selectors.memberships_for_user(user=request.user),
             week=selectors.performance_totals(advertiser=advertiser, start=week_start, end=today),
             week_start=week_start,
-            campaigns_active=sum(1 for c in campaigns if c.status == Campaign.Status.ACTIVE),
-            campaigns_total=len(campaigns),
-            creatives_rejected=sum(c.creatives_rejected for c in campaigns),
-            paused_by_balance=[c for c in campaigns if c.pause_reason == Campaign.PauseReason.BALANCE],
+            campaigns_active=sum(1 for c in advertiser_campaigns if c.status == Campaign.Status.ACTIVE),
+            campaigns_total=len(advertiser_campaigns),
+            creatives_rejected=sum(c.creatives_rejected for c in advertiser_campaigns),
+            paused_by_balance=[c for c in advertiser_campaigns if c.pause_reason == Campaign.PauseReason.BALANCE],
         ),
         status=status,
     )
@@ -171,7 +170,7 @@ def org_edit(request: HttpRequest) -> HttpResponse:
     # The form gets its own copy: a ModelForm writes typed values into its instance while cleaning.
     form = AdvertiserForm(request.POST or None, instance=selectors.advertiser_get(pk=advertiser.pk))
     if request.method == "POST" and form.is_valid():
-        services.advertiser_update(advertiser=advertiser, **form.cleaned_data)
+        campaigns.advertiser_update(advertiser=advertiser, **form.cleaned_data)
         messages.success(request, "Organisation details saved.")
         return redirect("ads:dashboard:overview")
     status = 400 if request.method == "POST" else 200
@@ -210,7 +209,7 @@ def member_invite(request: HttpRequest) -> HttpResponse:
     form = MemberInviteForm(request.POST, advertiser=advertiser)
     if not form.is_valid():
         return _overview(request, invite_form=form, status=400)
-    membership = ads_services.advertiser_member_add(
+    membership = campaigns.advertiser_member_add(
         advertiser=advertiser, user=form.invited_user, role=form.cleaned_data["role"]
     )
     messages.success(
@@ -226,9 +225,9 @@ def member_invite(request: HttpRequest) -> HttpResponse:
 @require_GET
 def campaign_list(request: HttpRequest) -> HttpResponse:
     advertiser = request.advertiser  # type: ignore[attr-defined]
-    campaigns = list(selectors.campaigns_for_advertiser(advertiser=advertiser))
+    advertiser_campaigns = list(selectors.campaigns_for_advertiser(advertiser=advertiser))
     totals = dict(selectors.performance_by_campaign(advertiser=advertiser, start=None, end=None))
-    rows = [(campaign, totals.get(campaign, selectors.Metrics())) for campaign in campaigns]
+    rows = [(campaign, totals.get(campaign, selectors.Metrics())) for campaign in advertiser_campaigns]
     return render(request, "ads/campaign_list.html", _context(request, "campaigns", rows=rows))
 
 
@@ -241,16 +240,16 @@ def campaign_create(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid() and creative_form.is_valid():
         try:
             with transaction.atomic():
-                campaign = ads_services.campaign_create(
+                campaign = campaigns.campaign_create(
                     advertiser=advertiser,
                     keywords=form.all_keywords(),
                     status=Campaign.Status.DRAFT,
                     **form.campaign_fields(),
                 )
-                ads_services.creative_create(campaign=campaign, **creative_form.creative_fields())
-        except ads_services.CampaignInvalid as exc:
+                review.creative_create(campaign=campaign, **creative_form.creative_fields())
+        except campaigns.CampaignInvalid as exc:
             form.add_service_errors(exc.errors)
-        except ads_services.CreativeInvalid as exc:
+        except review.CreativeInvalid as exc:
             creative_form.add_service_errors(exc.errors)
         else:
             messages.success(
@@ -301,8 +300,8 @@ def campaign_edit(request: HttpRequest, pk: int) -> HttpResponse:
     form = CampaignForm(request.POST or None, instance=_campaign_or_404(request, pk))
     if request.method == "POST" and form.is_valid():
         try:
-            ads_services.campaign_update(campaign=campaign, keywords=form.all_keywords(), **form.campaign_fields())
-        except ads_services.CampaignInvalid as exc:
+            campaigns.campaign_update(campaign=campaign, keywords=form.all_keywords(), **form.campaign_fields())
+        except campaigns.CampaignInvalid as exc:
             form.add_service_errors(exc.errors)
             campaign.refresh_from_db()
         else:
@@ -321,7 +320,7 @@ def _campaign_action(request: HttpRequest, pk: int, action: Callable, done: str)
     campaign = _campaign_or_404(request, pk)
     try:
         campaign = action(campaign=campaign)
-    except services.CampaignStateError as exc:
+    except campaigns.CampaignStateError as exc:
         messages.error(request, str(exc))
     else:
         messages.success(request, done.format(name=campaign.name))
@@ -331,20 +330,20 @@ def _campaign_action(request: HttpRequest, pk: int, action: Callable, done: str)
 @advertiser_required(Role.MANAGER)
 @require_POST
 def campaign_pause(request: HttpRequest, pk: int) -> HttpResponse:
-    return _campaign_action(request, pk, services.campaign_pause, "“{name}” is paused.")
+    return _campaign_action(request, pk, campaigns.campaign_pause, "“{name}” is paused.")
 
 
 @advertiser_required(Role.MANAGER)
 @require_POST
 def campaign_activate(request: HttpRequest, pk: int) -> HttpResponse:
-    return _campaign_action(request, pk, services.campaign_activate, "“{name}” is active.")
+    return _campaign_action(request, pk, campaigns.campaign_activate, "“{name}” is active.")
 
 
 @advertiser_required(Role.MANAGER)
 @require_POST
 def campaign_duplicate(request: HttpRequest, pk: int) -> HttpResponse:
     campaign = _campaign_or_404(request, pk)
-    copy = ads_services.campaign_duplicate(campaign=campaign)
+    copy = campaigns.campaign_duplicate(campaign=campaign)
     messages.success(request, f"Duplicated as “{copy.name}”, a draft; its creatives go through review again.")
     return redirect("ads:dashboard:campaign_detail", pk=copy.pk)
 
@@ -359,8 +358,8 @@ def creative_create(request: HttpRequest, pk: int) -> HttpResponse:
     form = CreativeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            ads_services.creative_create(campaign=campaign, **form.creative_fields())
-        except ads_services.CreativeInvalid as exc:
+            review.creative_create(campaign=campaign, **form.creative_fields())
+        except review.CreativeInvalid as exc:
             form.add_service_errors(exc.errors)
         else:
             messages.success(request, "Creative submitted for review.")
@@ -380,12 +379,12 @@ def creative_edit(request: HttpRequest, pk: int) -> HttpResponse:
     creative = selectors.creative_get(advertiser=request.advertiser, pk=pk)  # type: ignore[attr-defined]
     if creative is None:
         raise Http404("No such creative.")
-    # Not bound to the instance: ads.services compares the stored creative with the changes.
+    # Not bound to the instance: ads.services.review compares the stored creative with the changes.
     form = CreativeForm(request.POST or None, initial=model_to_dict(creative, fields=CreativeForm.Meta.fields))
     if request.method == "POST" and form.is_valid():
         try:
-            updated = ads_services.creative_update(creative=creative, **form.creative_fields())
-        except ads_services.CreativeInvalid as exc:
+            updated = review.creative_update(creative=creative, **form.creative_fields())
+        except review.CreativeInvalid as exc:
             form.add_service_errors(exc.errors)
         else:
             if updated.review_status == Creative.ReviewStatus.PENDING:
@@ -408,7 +407,7 @@ def creative_toggle(request: HttpRequest, pk: int) -> HttpResponse:
     creative = selectors.creative_get(advertiser=request.advertiser, pk=pk)  # type: ignore[attr-defined]
     if creative is None:
         raise Http404("No such creative.")
-    creative = services.creative_set_active(creative=creative, is_active=not creative.is_active)
+    creative = review.creative_set_active(creative=creative, is_active=not creative.is_active)
     messages.success(request, f"“{creative.headline}” is {'on' if creative.is_active else 'switched off'}.")
     return redirect("ads:dashboard:campaign_detail", pk=creative.campaign_id)
 
@@ -549,7 +548,7 @@ def preview(request: HttpRequest) -> HttpResponse:
     form = ConversationPreviewForm(request.POST or None)
     result = None
     if request.method == "POST" and form.is_valid():
-        result = ads_services.ads_preview(
+        result = decision.ads_preview(
             text=form.cleaned_data["text"], advertiser_id=advertiser.pk, language=form.cleaned_data["language"]
         )
         for candidate in result.get("candidates", []):

@@ -14,7 +14,10 @@ from django.test import Client
 
 from ads.exports import user_export
 from ads.models import Advertiser, Campaign, CampaignStatDaily, CampaignStatHourly, Click, Creative, Impression
-from ads.services import decision as services
+from ads.services.campaigns import campaigns_resume_funded, keywords_as_text
+from ads.services.decision import ads_preview
+from ads.services.delivery import charge_campaign
+from ads.services.review import creative_embed, creative_update
 from ads.services_reporting import stats_rollup_day, stats_rollup_hour
 from billing.ledger import balance_micros
 from tests.ads.conftest import DATA
@@ -89,7 +92,7 @@ def test_ads_import_creates_then_updates_and_credits_once(tmp_path):
     gpu = Campaign.objects.get(name="GPU rental")
     assert (gpu.bid_type, gpu.max_bid_micros, gpu.daily_budget_micros) == ("cpc", 1_200_000, 50_000_000)
     assert sorted(gpu.keywords.filter(is_negative=True).values_list("text", flat=True)) == ["free", "gaming"]
-    assert services.keywords_as_text(campaign=gpu).splitlines()[0] == "a100"
+    assert keywords_as_text(campaign=gpu).splitlines()[0] == "a100"
     out = StringIO()
     call_command("ads_import", str(DATA / "campaigns.json"), "--auto-approve", stdout=out)
     assert "advertisers: 0 created, 10 updated" in out.getvalue()
@@ -192,7 +195,7 @@ def test_seed_demo_is_idempotent():
     assert balance_micros(account_id=advertiser.balance_account_id) == 1_000_000_000
     assert Campaign.objects.filter(status="active").count() == 6
     assert Creative.objects.filter(review_status="approved").count() == 6
-    assert services.ads_preview(text="Give me a recipe for sourdough bread")["ad"]["campaign"] == "Cookware"
+    assert ads_preview(text="Give me a recipe for sourdough bread")["ad"]["campaign"] == "Cookware"
 
 
 @pytest.mark.django_db
@@ -253,23 +256,23 @@ def test_low_balance_notice_once_and_campaigns_pause_at_zero_then_resume(user):
     MembershipFactory(advertiser=advertiser, user=user)
     campaign = CampaignFactory(advertiser=advertiser)
     now = datetime(2026, 3, 2, 12, tzinfo=UTC)
-    assert services.charge_campaign(campaign_id=campaign.pk, amount_micros=1_000_000, reference="r1", now=now)
+    assert charge_campaign(campaign_id=campaign.pk, amount_micros=1_000_000, reference="r1", now=now)
     advertiser.refresh_from_db()
     assert advertiser.low_balance_notified_at == now
     assert (
-        services.charge_campaign(campaign_id=campaign.pk, amount_micros=1_500_000, reference="r2", now=now) == 1_500_000
+        charge_campaign(campaign_id=campaign.pk, amount_micros=1_500_000, reference="r2", now=now) == 1_500_000
     )
     # only 0.50 left: the last of the balance is taken, then the campaign pauses
     assert (
-        services.charge_campaign(campaign_id=campaign.pk, amount_micros=1_000_000, reference="r3", now=now) == 500_000
+        charge_campaign(campaign_id=campaign.pk, amount_micros=1_000_000, reference="r3", now=now) == 500_000
     )
     campaign.refresh_from_db()
     assert (campaign.status, campaign.pause_reason) == ("paused", "balance")
-    assert services.charge_campaign(campaign_id=campaign.pk, amount_micros=1_000_000, reference="r4", now=now) == 0
+    assert charge_campaign(campaign_id=campaign.pk, amount_micros=1_000_000, reference="r4", now=now) == 0
     from billing.ledger import ledger_credit
 
     ledger_credit(account_id=advertiser.balance_account_id, amount_micros=50_000_000, reference="topup")
-    assert services.campaigns_resume_funded() == 1
+    assert campaigns_resume_funded() == 1
     campaign.refresh_from_db()
     advertiser.refresh_from_db()
     assert campaign.status == "active"
@@ -282,11 +285,11 @@ def test_low_balance_email(user, django_capture_on_commit_callbacks):
     MembershipFactory(advertiser=advertiser, user=user)
     campaign = CampaignFactory(advertiser=advertiser)
     with django_capture_on_commit_callbacks(execute=True):
-        services.charge_campaign(
+        charge_campaign(
             campaign_id=campaign.pk, amount_micros=1_000_000, reference="r1", now=datetime(2026, 3, 2, tzinfo=UTC)
         )
     with django_capture_on_commit_callbacks(execute=True):
-        services.charge_campaign(
+        charge_campaign(
             campaign_id=campaign.pk, amount_micros=1_000_000, reference="r2", now=datetime(2026, 3, 2, tzinfo=UTC)
         )
     assert len(mail.outbox) == 1
@@ -316,9 +319,9 @@ def test_embeddings_are_cached_once_and_recomputed_when_the_text_changes(django_
     assert creative.embedding_hash == embeddings.text_hash(creative.embedding_text)
     assert embeddings.from_bytes(creative.embedding).shape == (embeddings.DIM,)
     assert campaign.hints_embedding_hash == embeddings.text_hash("Renting cloud GPUs.")
-    assert services.creative_embed(creative_id=creative.pk) is False  # unchanged: nothing to do
+    assert creative_embed(creative_id=creative.pk) is False  # unchanged: nothing to do
     with django_capture_on_commit_callbacks(execute=True):
-        services.creative_update(creative=creative, headline="A new headline")
+        creative_update(creative=creative, headline="A new headline")
     creative.refresh_from_db()
     assert creative.embedding_hash == embeddings.text_hash(creative.embedding_text)
     assert "A new headline" in creative.embedding_text

@@ -6,9 +6,11 @@ import uuid
 
 import pytest
 
+from ads import index as ad_index
 from ads.models import Impression
-from ads.services import decision as services
-from ads.services.decision import AdRequest, ad_decide
+from ads.services.campaigns import campaign_create, campaign_set_status
+from ads.services.decision import AdRequest, ad_decide, ads_preview
+from ads.services.review import creative_approve
 from tests.ads.factories import AdvertiserFactory, CreativeFactory
 
 GPU_TEXT = "Where can I rent an H100 GPU for a weekend to fine-tune llama?"
@@ -17,7 +19,7 @@ GPU_TEXT = "Where can I rent an H100 GPU for a weekend to fine-tune llama?"
 @pytest.fixture
 def gpu_creative(db):
     advertiser = AdvertiserFactory(name="Northwind <b>Compute</b>", paid_by="Northwind Ltd.", balance_usd=100)
-    campaign = services.campaign_create(
+    campaign = campaign_create(
         advertiser=advertiser,
         name="GPUs",
         status="active",
@@ -120,28 +122,28 @@ def test_unapproved_or_paused_creatives_never_serve(gpu_creative):
     gpu_creative.review_status = "pending"
     gpu_creative.text = "Rent GPUs by the hour."
     gpu_creative.save()
-    services.ad_index.invalidate()
+    ad_index.invalidate()
     assert ad_decide(request=make_request()) is None
-    services.creative_approve(creative=gpu_creative, reviewer=None)
+    creative_approve(creative=gpu_creative, reviewer=None)
     assert ad_decide(request=make_request()) is not None
-    services.campaign_set_status(campaign=gpu_creative.campaign, status="paused")
-    services.ad_index.invalidate()
+    campaign_set_status(campaign=gpu_creative.campaign, status="paused")
+    ad_index.invalidate()
     assert ad_decide(request=make_request()) is None
 
 
 @pytest.mark.django_db
 def test_preview_explains_the_decision(gpu_creative):
-    result = services.ads_preview(text=GPU_TEXT)
+    result = ads_preview(text=GPU_TEXT)
     assert result["ad"]["campaign"] == "GPUs"
     assert result["auction"]["price_micros"] == 50_000
     assert result["auction"]["bid_micros"] == 1_000_000
     assert sorted(result["candidates"][0]["matched_keywords"]) == ["h100", "rent gpu"]
-    sensitive = services.ads_preview(text="What are the symptoms of diabetes?")
+    sensitive = ads_preview(text="What are the symptoms of diabetes?")
     assert sensitive["ad"] is None
     assert sensitive["reason"] == "sensitive"
     assert sensitive["sensitive"] == {"topic": "health", "method": "terms", "detail": "symptoms"}
     other = AdvertiserFactory()
-    own_only = services.ads_preview(text=GPU_TEXT, advertiser_id=other.pk)
+    own_only = ads_preview(text=GPU_TEXT, advertiser_id=other.pk)
     assert own_only["ad"] is None
     assert own_only["candidates"] == []
 
@@ -152,10 +154,10 @@ def test_a_cold_process_answers_no_ad_at_once_and_warms_up_in_the_background(gpu
     import time
 
     settings.ADS_INDEX_SYNC = False
-    services.ad_index.reset()
+    ad_index.reset()
     assert ad_decide(request=make_request()) is None  # not loaded yet: no ad, and no wait
     for _ in range(200):
-        if services.ad_index.is_loaded() and not any(t.name == "ads-warm-up" for t in threading.enumerate()):
+        if ad_index.is_loaded() and not any(t.name == "ads-warm-up" for t in threading.enumerate()):
             break
         time.sleep(0.05)
     assert ad_decide(request=make_request()) is not None

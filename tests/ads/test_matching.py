@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from ads import index as ad_index
 from ads.matching import KeywordError, keyword_matches, parse_keyword, parse_keywords
-from ads.services import decision as services
+from ads.services.campaigns import campaign_create
 from ads.services.decision import ads_preview
 from tests.ads.factories import AdvertiserFactory, CreativeFactory
 
@@ -103,7 +104,7 @@ def test_parse_keywords_reports_every_bad_entry():
     ],
 )
 def test_index_keyword_matching(keywords, text, matched):
-    campaign = services.campaign_create(
+    campaign = campaign_create(
         advertiser=AdvertiserFactory(balance_usd=10),
         name="Kw",
         status="active",
@@ -111,8 +112,8 @@ def test_index_keyword_matching(keywords, text, matched):
         max_bid_micros=500_000,
     )
     CreativeFactory(campaign=campaign, headline="Plain", text="Plain text.", question="A question?")
-    services.ad_index.invalidate()
-    result = services.ads_preview(text=text)
+    ad_index.invalidate()
+    result = ads_preview(text=text)
     cands = {c["campaign"]: c for c in result["candidates"]}
     if matched is None:
         assert cands["Kw"]["excluded"] == "negative_keyword"

@@ -7,10 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from ads import index as ad_index
 from ads import pacing
 from ads.models import Campaign, Impression
-from ads.services import decision as services
+from ads.services.campaigns import campaign_create
 from ads.services.decision import AdRequest, ad_decide
+from ads.services.delivery import charge_campaign
 from tests.ads.factories import AdvertiserFactory, CreativeFactory
 
 DAY = datetime(2026, 3, 2, tzinfo=UTC)
@@ -29,7 +31,7 @@ def gpu_campaign(**overrides) -> Campaign:
         "keywords": "h100\nrent gpu",
         "context_hints": "Renting cloud GPUs.",
     }
-    campaign = services.campaign_create(advertiser=AdvertiserFactory(balance_usd=1000), **(values | overrides))
+    campaign = campaign_create(advertiser=AdvertiserFactory(balance_usd=1000), **(values | overrides))
     CreativeFactory(campaign=campaign, landing_url="https://gpu.example/", display_domain="gpu.example")
     return campaign
 
@@ -53,11 +55,11 @@ def simulate(campaign: Campaign, *, start: datetime, minutes: int, step: int = 5
     trace = []
     for m in range(0, minutes, step):
         now = start + timedelta(minutes=m)
-        services.ad_index.invalidate()  # spend counters as the index would see them after a refresh
+        ad_index.invalidate()  # spend counters as the index would see them after a refresh
         ad = ad_decide(request=request(f"viewer-{m}"), now=now)
         if ad is not None:
             impression = Impression.objects.get(pk=ad["impression_id"])
-            services.charge_campaign(
+            charge_campaign(
                 campaign_id=campaign.pk, amount_micros=impression.bid_micros, reference=f"sim:{impression.pk}", now=now
             )
         campaign.refresh_from_db()

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from ads import tracking
 from ads.models import AdFeedback, Campaign, Click, Impression
-from ads.services import decision as services
+from ads.services import review
 from billing.ledger import balance_micros
 from tests.ads.factories import AdvertiserFactory, CampaignFactory, CreativeFactory
 
@@ -218,7 +218,7 @@ def test_expired_click_urls_lead_nowhere(cpc_creative, user, settings):
 @pytest.mark.django_db
 def test_click_on_a_creative_rejected_after_serving_leads_nowhere(cpc_creative, user, staff_user):
     impression = served(cpc_creative, user=user)
-    services.creative_reject(creative=cpc_creative, reviewer=staff_user, reason="Misleading claim.")
+    review.creative_reject(creative=cpc_creative, reviewer=staff_user, reason="Misleading claim.")
     response = Client(HTTP_USER_AGENT=BROWSER).get(click_path(impression))
     assert response.status_code == 400
     assert Click.objects.get().invalid_reason == "not_approved"
@@ -240,14 +240,14 @@ def test_click_on_a_creative_rejected_after_serving_leads_nowhere(cpc_creative, 
     ],
 )
 def test_review_refuses_unsafe_landing_urls(url, domain, field):
-    errors = services.creative_check(
+    errors = review.creative_check(
         question="Which one?", headline="Good shoes", text="Nice shoes.", landing_url=url, display_domain=domain
     )
     assert field in errors
 
 
 def test_review_accepts_a_subdomain_and_rejects_banned_words_and_lengths():
-    ok = services.creative_check(
+    ok = review.creative_check(
         question="Which one?",
         headline="Good shoes",
         text="Nice shoes.",
@@ -255,7 +255,7 @@ def test_review_accepts_a_subdomain_and_rejects_banned_words_and_lengths():
         display_domain="shop.example",
     )
     assert ok == {}
-    bad = services.creative_check(
+    bad = review.creative_check(
         question="Q?",
         headline="H" * 61,
         text="A miracle cure, click here!",
@@ -268,8 +268,8 @@ def test_review_accepts_a_subdomain_and_rejects_banned_words_and_lengths():
 
 @pytest.mark.django_db
 def test_creative_create_refuses_and_saves_nothing(cpc_creative):
-    with pytest.raises(services.CreativeInvalid) as exc:
-        services.creative_create(
+    with pytest.raises(review.CreativeInvalid) as exc:
+        review.creative_create(
             campaign=cpc_creative.campaign,
             question="Q?",
             headline="H",
@@ -283,7 +283,7 @@ def test_creative_create_refuses_and_saves_nothing(cpc_creative):
 
 @pytest.mark.django_db
 def test_editing_an_approved_creative_sends_it_back_to_review(cpc_creative):
-    services.creative_update(creative=cpc_creative, headline="New headline")
+    review.creative_update(creative=cpc_creative, headline="New headline")
     cpc_creative.refresh_from_db()
     assert cpc_creative.review_status == "pending"
 
@@ -333,7 +333,7 @@ def test_dismiss_stops_ads_in_that_conversation_only_for_its_owner(cpc_creative,
 
 
 def test_review_files_html_and_banned_words_under_the_field_that_has_them():
-    from ads.services.decision import creative_check
+    from ads.services.review import creative_check
 
     errors = creative_check(
         question="Which kayak fits me?", headline="Kayaks <b>now</b>", text="Light, stable boats.",

@@ -16,14 +16,15 @@ GPU_QUESTION = "Where can I rent an H100 GPU for a weekend to fine-tune llama?"
 @pytest.fixture
 def gpu_ad(transactional_db, settings):
     from ads import index as ad_index
-    from ads.services import decision as ad_services
+    from ads.services.campaigns import campaign_create
+    from ads.services.decision import ads_warm_up
     from tests.ads.factories import AdvertiserFactory, CreativeFactory
 
     settings.ADS_INDEX_SYNC = True
     settings.ADS_DECISION_BUDGET_S = 10.0  # the first decision loads the embedding model
     ad_index.reset()
     advertiser = AdvertiserFactory(name="Northwind Compute", paid_by="Northwind Ltd.", balance_usd=100)
-    campaign = ad_services.campaign_create(
+    campaign = campaign_create(
         advertiser=advertiser, name="GPUs", status="active", bid_type="cpc", max_bid_micros=1_000_000,
         keywords="rent gpu\nh100", context_hints="Renting cloud GPUs to train and fine-tune machine learning models.",
     )
@@ -32,7 +33,7 @@ def gpu_ad(transactional_db, settings):
         question="How much does fine-tuning cost at Quokka?", landing_url="https://northwind.example/gpus",
         display_domain="northwind.example",
     )
-    ad_services.ads_warm_up()
+    ads_warm_up()
     yield creative
     ad_index.reset()
 

@@ -32,7 +32,8 @@ SEED = r"""
 import datetime as dt, json, math
 from django.utils import timezone
 from accounts.models import User
-from ads.services import decision as s
+from ads.services.campaigns import advertiser_create, campaign_create
+from ads.services.review import creative_approve, creative_create, creative_reject
 from ads.models import Campaign, CampaignStatDaily, Creative
 from billing.ledger import ledger_credit
 
@@ -54,7 +55,7 @@ def stats(campaign, scale, ctr, cpc):
             spend_micros=spend, invalid_impressions=imps // 40, invalid_clicks=clicks // 15)
     Campaign.objects.filter(pk=campaign.pk).update(spent_micros=spent, spent_today_micros=spend)
 
-acme = s.advertiser_create(name="Acme GPU Cloud", owner=dana, paid_by="Acme Compute Ltd.")
+acme = advertiser_create(name="Acme GPU Cloud", owner=dana, paid_by="Acme Compute Ltd.")
 ledger_credit(account_id=acme.balance_account_id, amount_micros=248_530_000, reference="e2e-acme")
 specs = [
     ("GPU rental — autumn", 'gpu rental\n"fine-tune llama"\n[h100 price]\n-free', "active", 600_000, 900, 0.031, 410_000,
@@ -66,21 +67,21 @@ specs = [
 ]
 ids = {}
 for name, kw, status, bid, scale, ctr, cpc, headline, text, question, url, domain in specs:
-    c = s.campaign_create(advertiser=acme, name=name, keywords=kw, status=status, max_bid_micros=bid, pacing="even",
+    c = campaign_create(advertiser=acme, name=name, keywords=kw, status=status, max_bid_micros=bid, pacing="even",
         daily_budget_micros=25_000_000, lifetime_budget_micros=500_000_000, frequency_cap_hour=2, frequency_cap_day=6,
         context_hints="Developers training, fine-tuning or serving open models who need GPUs.")
-    cr = s.creative_create(campaign=c, headline=headline, text=text, question=question, landing_url=url, display_domain=domain)
-    s.creative_approve(creative=cr, reviewer=staff)
+    cr = creative_create(campaign=c, headline=headline, text=text, question=question, landing_url=url, display_domain=domain)
+    creative_approve(creative=cr, reviewer=staff)
     stats(c, scale, ctr, cpc)
     ids.setdefault("acme_campaign", c.pk)
-draft = s.campaign_create(advertiser=acme, name="Black Friday GPUs", keywords="gpu deal", status="draft")
-cr = s.creative_create(campaign=draft, headline="Black Friday: 40% off A100s", text="Three days only.",
+draft = campaign_create(advertiser=acme, name="Black Friday GPUs", keywords="gpu deal", status="draft")
+cr = creative_create(campaign=draft, headline="Black Friday: 40% off A100s", text="Three days only.",
     question="Is it worth buying GPU time in advance?", landing_url="https://acme-gpu.example/bf", display_domain="acme-gpu.example")
-s.creative_reject(creative=cr, reviewer=staff, reason="Discount claims need the end date on the landing page.")
+creative_reject(creative=cr, reviewer=staff, reason="Discount claims need the end date on the landing page.")
 
-evil = s.advertiser_create(name=__ORG__, owner=eve)
+evil = advertiser_create(name=__ORG__, owner=eve)
 ledger_credit(account_id=evil.balance_account_id, amount_micros=10_000_000, reference="e2e-evil")
-bad = s.campaign_create(advertiser=evil, name=__IMG__, keywords="widgets", status="active")
+bad = campaign_create(advertiser=evil, name=__IMG__, keywords="widgets", status="active")
 # Written directly, as legacy or imported data would be: the automatic review refuses HTML.
 creative = Creative.objects.create(campaign=bad, headline=__IMG__, text=__SCRIPT__, question=__QUESTION__,
     landing_url="https://evil.example/", display_domain="evil.example", review_status="rejected", review_reason=__REASON__)
