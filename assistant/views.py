@@ -24,8 +24,7 @@ from assistant import selectors, services
 from assistant.forms import FeedbackForm, RenameForm, SearchForm
 from assistant.markdown import render_markdown
 from assistant.models import Conversation, ModelTier
-from billing.selectors import plan_unlocking
-from billing.services import entitlements_for
+from billing.public import entitlements_for, plan_unlocking
 
 CHAT_TEMPLATE = "assistant/chat.html"
 LIST_LIMIT = 100
