@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ads.models import Advertiser, AdvertiserMembership
 from ads.services.campaigns import advertiser_member_add
-from ads.services_import import ads_import_file
+from ads.services.importing import ads_import_file
 
 DEMO_FILE = Path(__file__).resolve().parent / "fixtures" / "demo.json"
 

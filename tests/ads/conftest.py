@@ -23,7 +23,7 @@ def _ads_index_sync(settings):
 @pytest.fixture
 def labelled_campaigns(db):
     """The labelled campaigns of tests/ads/data/campaigns.json, imported and approved."""
-    from ads.services_import import ads_import
+    from ads.services.importing import ads_import
 
     ads_import(data=json.loads((DATA / "campaigns.json").read_text()), auto_approve=True, source="tests")
     ad_index.reset()

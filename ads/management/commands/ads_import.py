@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ads.services_import import ImportInvalid, ads_import_file
+from ads.services.importing import ImportInvalid, ads_import_file
 
 
 class Command(BaseCommand):
