@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db.models import Q, QuerySet
 
 from assistant.models import Conversation, GenerationRun, Message, ModelTier
+from billing.public import quota_subject_for
 
 
 @dataclass(frozen=True)
@@ -21,8 +22,8 @@ class Owner:
 
     @property
     def subject(self) -> str:
-        """The quota subject (billing contract)."""
-        return f"user:{self.user_id}" if self.user_id else f"guest:{self.session_key}"
+        """The quota subject (billing's one definition)."""
+        return quota_subject_for(user_id=self.user_id, session_key=self.session_key)
 
     @property
     def is_known(self) -> bool:

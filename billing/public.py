@@ -26,7 +26,7 @@ from billing.ledger import (
     ledger_debit,
     topup_checkout_create,
 )
-from billing.quotas import QuotaExceeded, Reservation, quota_release, quota_reserve, quota_settle
+from billing.quotas import QuotaExceeded, Reservation, quota_release, quota_reserve, quota_settle, quota_subject_for
 from billing.selectors import plan_unlocking
 from billing.stripe_api import BillingNotConfigured, stripe_configured
 
@@ -41,6 +41,7 @@ __all__ = [
     "quota_release",
     "quota_reserve",
     "quota_settle",
+    "quota_subject_for",
     # the advertiser balance (ads)
     "InsufficientBalance",
     "balance_account_create",

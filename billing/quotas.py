@@ -80,6 +80,11 @@ class QuotaExceeded(Exception):
         self.upgrade_url = upgrade_url
 
 
+def quota_subject_for(*, user_id: int | None, session_key: str = "") -> str:
+    """The one definition of a quota subject: "user:<pk>" when signed in, else "guest:<session key>"."""
+    return f"user:{user_id}" if user_id else f"guest:{session_key}"
+
+
 def _day_reset(now: datetime) -> datetime:
     return datetime.combine(now.astimezone(UTC).date() + timedelta(days=1), time.min, tzinfo=UTC)
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from billing.entitlements import Entitlements, active_grant, entitlements_for, entitling_subscription
 from billing.models import Customer, Plan, PlanGrant, Subscription
-from billing.quotas import QuotaUsageToday, quota_usage_today
+from billing.quotas import QuotaUsageToday, quota_subject_for, quota_usage_today
 
 
 def plans_for_pricing() -> QuerySet[Plan]:
@@ -20,13 +20,6 @@ def plans_for_pricing() -> QuerySet[Plan]:
 def plan_unlocking(*, tier_slug: str) -> Plan | None:
     """The cheapest plan on sale that unlocks a model tier (shown beside a locked tier)."""
     return Plan.objects.filter(is_active=True, tiers__slug=tier_slug).order_by("sort_order", "monthly_price_micros").first()
-
-
-def subject_for(*, user=None, session_key: str = "") -> str:
-    """The quota subject of a person: "user:<pk>" when signed in, else "guest:<session key>"."""
-    if user is not None and getattr(user, "is_authenticated", False):
-        return f"user:{user.pk}"
-    return f"guest:{session_key}"
 
 
 @dataclass(frozen=True)
@@ -65,7 +58,7 @@ def account_plan(*, user) -> AccountPlan:
         source=source,
         subscription=subscription if source == "subscription" else None,
         grant=grant if source == "grant" else None,
-        usage=quota_usage_today(subject=subject_for(user=user), entitlements=entitlements, now=now),
+        usage=quota_usage_today(subject=quota_subject_for(user_id=user.pk), entitlements=entitlements, now=now),
         renews_at=renews_at,
         ends_at=ends_at,
         has_customer=Customer.objects.filter(user=user).exists(),

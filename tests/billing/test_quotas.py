@@ -9,7 +9,14 @@ import pytest
 from django.db import close_old_connections, connection
 
 from billing.entitlements import Entitlements
-from billing.quotas import QuotaExceeded, quota_release, quota_reserve, quota_settle, quota_usage_today
+from billing.quotas import (
+    QuotaExceeded,
+    quota_release,
+    quota_reserve,
+    quota_settle,
+    quota_subject_for,
+    quota_usage_today,
+)
 
 
 def _ent(*, daily_tokens=10_000, rpm=1000, concurrent=1000) -> Entitlements:
@@ -113,6 +120,20 @@ def test_subjects_are_independent(subject):
     ent = _ent(daily_tokens=100)
     quota_reserve(subject=subject, entitlements=ent, tokens=100, now=NOON)
     quota_reserve(subject=subject + "-other", entitlements=ent, tokens=100, now=NOON)
+
+
+def test_a_quota_subject_names_a_signed_in_person_or_a_guest_session():
+    assert quota_subject_for(user_id=42) == "user:42"
+    assert quota_subject_for(user_id=None, session_key="abc") == "guest:abc"
+
+
+@pytest.mark.django_db
+def test_the_chat_and_the_account_page_count_under_the_same_subject(user):
+    from assistant.selectors import owner_for
+
+    # The chat reserves under its Owner's subject; the account page reads billing's: one function.
+    assert owner_for(user=user, session_key="ignored").subject == quota_subject_for(user_id=user.pk)
+    assert owner_for(user=None, session_key="sess1").subject == quota_subject_for(user_id=None, session_key="sess1")
 
 
 @pytest.mark.django_db
