@@ -18,14 +18,12 @@ from django.conf import settings
 from redis.exceptions import RedisError
 
 from ads.services.decision import ads_warm_up_in_background
-from assistant import runs, selectors, services
+from assistant import events, runs, selectors, services
 from assistant.runlog import run_log
 from assistant.signals import GUEST_KEY
-from assistant.titles import conversation_group
 
 logger = logging.getLogger(__name__)
 
-PROTOCOL_VERSION = 1
 MAX_FRAME_CHARS = 64 * 1024
 MAX_CLIENT_ID_CHARS = 64
 # Flood control: a token bucket per socket (frames per second, burst), a warning frame
@@ -39,59 +37,6 @@ MAX_FOLLOWED_RUNS = 20
 CLOSE_PROTOCOL_ABUSE = 4400
 CLOSE_FORBIDDEN = 4403
 CLOSE_TOO_LARGE = 4413
-
-
-def error_frame(
-    code: str,
-    message: str,
-    *,
-    run_id: str | None = None,
-    client_id: str | None = None,
-    retryable: bool = False,
-    reset_at=None,
-    upgrade_url: str | None = None,
-) -> dict:
-    return {
-        "type": "error",
-        "code": code,
-        "message": message,
-        "run_id": run_id,
-        "client_id": client_id,
-        "retryable": retryable,
-        "reset_at": reset_at.isoformat() if hasattr(reset_at, "isoformat") else reset_at,
-        "upgrade_url": upgrade_url,
-    }
-
-
-def event_frame(run_id: str, event: dict) -> dict | None:
-    """A run-log event as the frame a client receives (None for internal events)."""
-    kind = event["type"]
-    if kind == "delta":
-        return {"type": "delta", "run_id": run_id, "seq": event["seq"], "text": event["text"]}
-    if kind == "done":
-        return {
-            "type": "done",
-            "run_id": run_id,
-            "seq": event["seq"],
-            "message_id": event["message_id"],
-            "status": event["status"],
-            "finish_reason": event["finish_reason"],
-            "usage": event["usage"],
-        }
-    if kind == "error":
-        frame = error_frame(
-            event["code"],
-            event["message"],
-            run_id=run_id,
-            client_id=event.get("client_id"),
-            retryable=event.get("retryable", True),
-        )
-        frame["seq"] = event["seq"]
-        return frame
-    if kind == "ad":
-        return {"type": "ad", "run_id": run_id, "seq": event["seq"], "conversation_id": event["conversation_id"],
-                "ad": event["ad"]}
-    return None
 
 
 def _str_field(frame: dict, name: str, *, max_len: int, optional: bool = False) -> str | None:
@@ -124,15 +69,15 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         ads_warm_up_in_background()
         authenticated = bool(self.owner.user_id)
         display_name = self.user.get_short_name() if authenticated else "Guest"
-        await self.send_json({
-            "type": "hello",
-            "protocol": PROTOCOL_VERSION,
-            "user": {"authenticated": authenticated, "display_name": display_name},
-            "limits": {"max_message_chars": settings.ASSISTANT_MAX_MESSAGE_CHARS},
-        })
+        await self.send_json(events.hello(
+            authenticated=authenticated,
+            display_name=display_name,
+            max_message_chars=settings.ASSISTANT_MAX_MESSAGE_CHARS,
+        ))
         if not self.owner.is_known:
-            await self.send_json(error_frame(
-                "session_required", "Your session has expired or cookies are blocked. Reload the page to chat."
+            await self.send_json(events.error(
+                code="session_required",
+                message="Your session has expired or cookies are blocked. Reload the page to chat.",
             ))
             await self.close(code=CLOSE_FORBIDDEN)
             return
@@ -167,12 +112,14 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 if self.flood_warnings > MAX_FLOOD_WARNINGS:
                     await self.close(code=CLOSE_PROTOCOL_ABUSE)
                     return
-                await self.send_json(error_frame(
-                    "rate_limited", "Too many frames: slow down. Frames sent too fast are dropped.", retryable=True
+                await self.send_json(events.error(
+                    code="rate_limited",
+                    message="Too many frames: slow down. Frames sent too fast are dropped.",
+                    retryable=True,
                 ))
             return
         if bytes_data is not None:
-            await self.send_json(error_frame("invalid_frame", "Send JSON text frames, not binary ones."))
+            await self.send_json(events.error(code="invalid_frame", message="Send JSON text frames, not binary ones."))
             return
         if text_data is None:
             return
@@ -181,39 +128,44 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             if self.oversized >= MAX_OVERSIZED:
                 await self.close(code=CLOSE_TOO_LARGE)
                 return
-            await self.send_json(error_frame("too_large", f"Frames may be at most {MAX_FRAME_CHARS} characters."))
+            await self.send_json(events.error(
+                code="too_large", message=f"Frames may be at most {MAX_FRAME_CHARS} characters."
+            ))
             return
         try:
             frame = json.loads(text_data)
         except ValueError:
-            await self.send_json(error_frame("bad_json", "That frame is not valid JSON."))
+            await self.send_json(events.error(code="bad_json", message="That frame is not valid JSON."))
             return
         await self.receive_json(frame)
 
     async def receive_json(self, content, **kwargs) -> None:
         if not isinstance(content, dict) or not isinstance(content.get("type"), str):
-            await self.send_json(error_frame("invalid_frame", "A frame is a JSON object with a string `type`."))
+            await self.send_json(events.error(
+                code="invalid_frame", message="A frame is a JSON object with a string `type`."
+            ))
             return
         handler = self.HANDLERS.get(content["type"])
         client_id = content.get("client_id") if isinstance(content.get("client_id"), str) else None
         if handler is None:
-            await self.send_json(error_frame(
-                "unknown_type", f"Unknown frame type {content['type'][:40]!r}.", client_id=client_id
+            await self.send_json(events.error(
+                code="unknown_type", message=f"Unknown frame type {content['type'][:40]!r}.", client_id=client_id
             ))
             return
         try:
             await handler(self, content)
         except _InvalidFrame as exc:
-            await self.send_json(error_frame("invalid_frame", str(exc), client_id=client_id))
+            await self.send_json(events.error(code="invalid_frame", message=str(exc), client_id=client_id))
         except services.RunRejected as exc:
-            await self.send_json(error_frame(
-                exc.code, exc.message, client_id=client_id, retryable=exc.retryable,
+            await self.send_json(events.error(
+                code=exc.code, message=exc.message, client_id=client_id, retryable=exc.retryable,
                 reset_at=exc.reset_at, upgrade_url=exc.upgrade_url,
             ))
         except Exception:
             logger.exception("chat frame %s failed", content["type"])
-            await self.send_json(error_frame(
-                "internal_error", "Something went wrong on our side. Try again.", client_id=client_id, retryable=True
+            await self.send_json(events.error(
+                code="internal_error", message="Something went wrong on our side. Try again.", client_id=client_id,
+                retryable=True,
             ))
 
     # --- handlers --------------------------------------------------------------------
@@ -238,8 +190,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 raise _InvalidFrame("The message is empty.")
             limit = settings.ASSISTANT_MAX_MESSAGE_CHARS
             if len(content) > limit:
-                await self.send_json(error_frame(
-                    "too_large", f"Messages may be at most {limit} characters (this one has {len(content)}).",
+                await self.send_json(events.error(
+                    code="too_large",
+                    message=f"Messages may be at most {limit} characters (this one has {len(content)}).",
                     client_id=client_id,
                 ))
                 return
@@ -261,20 +214,12 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         except Exception:
             # The run log could not be opened (Redis down?): end the run we just wrote.
             logger.exception("starting run %s failed", spec.run_id)
-            await database_sync_to_async(services.run_abort)(spec=spec, message="The answer could not be started.")
+            await database_sync_to_async(services.run_abort)(spec=spec, message=events.NOT_STARTED_MESSAGE)
             raise services.RunRejected(
                 "internal_error", "The answer could not be started. Try again.", retryable=True
             ) from None
         await self._join_conversation(spec.conversation_id)
-        await self.send_json({
-            "type": "run.started",
-            "client_id": client_id,
-            "run_id": spec.run_id,
-            "conversation_id": spec.conversation_id,
-            "user_message_id": spec.user_message_id,
-            "assistant_message_id": spec.assistant_message_id,
-            "tier": {"slug": spec.tier.slug, "display_name": spec.tier.display_name, "served_by": spec.tier.served_by},
-        })
+        await self.send_json(events.run_started(spec=spec))
         self._follow(spec.run_id, conversation_id=spec.conversation_id, after_seq=0, resync=False)
 
     async def handle_send(self, frame: dict) -> None:
@@ -290,7 +235,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         run_id = _str_field(frame, "run_id", max_len=64)
         run = await database_sync_to_async(selectors.run_get_for_owner)(owner=self.owner, run_id=run_id)
         if run is None:
-            raise services.RunRejected("not_found", "That answer does not exist.")
+            raise services.RunRejected("not_found", events.RUN_NOT_FOUND_MESSAGE)
         return run
 
     async def handle_subscribe(self, frame: dict) -> None:
@@ -311,21 +256,21 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await runs.run_stop(run_id=run_id, owner=run.owner)
 
     async def handle_ping(self, frame: dict) -> None:
-        await self.send_json({"type": "pong"})
+        await self.send_json(events.pong())
 
     HANDLERS = {
-        "message.send": handle_send,
-        "message.regenerate": handle_regenerate,
-        "message.edit": handle_edit,
-        "run.subscribe": handle_subscribe,
-        "run.stop": handle_stop,
-        "ping": handle_ping,
+        events.MESSAGE_SEND: handle_send,
+        events.MESSAGE_REGENERATE: handle_regenerate,
+        events.MESSAGE_EDIT: handle_edit,
+        events.RUN_SUBSCRIBE: handle_subscribe,
+        events.RUN_STOP: handle_stop,
+        events.PING: handle_ping,
     }
 
     # --- following runs --------------------------------------------------------------
 
     async def _join_conversation(self, conversation_id: str) -> None:
-        group = conversation_group(conversation_id)
+        group = events.conversation_group(conversation_id)
         if group not in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
             self.groups_joined.add(group)
@@ -352,19 +297,13 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 if snapshot is None:
                     await self._resync_from_database(run_id, run)
                     return
-                ended = snapshot.last("done") or snapshot.last("error")
-                status = "running"
-                if ended is not None:
-                    status = ended["status"]
-                await self.send_json({
-                    "type": "run.resync", "run_id": run_id, "conversation_id": conversation_id,
-                    "seq": snapshot.last_delta_seq, "text": snapshot.text, "status": status,
-                })
+                await self.send_json(events.run_resync(
+                    run_id=run_id, conversation_id=conversation_id, seq=snapshot.last_delta_seq, text=snapshot.text,
+                    status=events.status_of_final(snapshot.last(events.DONE) or snapshot.last(events.ERROR)),
+                ))
                 for event in snapshot.events:
-                    if event["type"] != "delta":
-                        frame = event_frame(run_id, event)
-                        if frame is not None:
-                            await self.send_json(frame)
+                    if event["type"] != events.DELTA and events.is_for_client(event):
+                        await self.send_json(event)
                 if snapshot.ended:
                     return
                 position = snapshot.seq
@@ -372,9 +311,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             while True:
                 try:
                     async for event in log.follow(run_id, after_seq=position):
-                        frame = event_frame(run_id, event)
-                        if frame is not None:
-                            await self.send_json(frame)
+                        if events.is_for_client(event):
+                            await self.send_json(event)
                         position = event["seq"]
                     return
                 except (OSError, RedisError) as exc:
@@ -388,39 +326,39 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             raise
         except Exception:
             logger.exception("following run %s failed", run_id)
-            await self.send_json(error_frame(
-                "internal_error", "Lost track of this answer; reload to see it.", run_id=run_id, retryable=True
+            await self.send_json(events.error(
+                code="internal_error", message=events.LOST_TRACK_MESSAGE, run_id=run_id, retryable=True
             ))
 
     async def _resync_from_database(self, run_id: str, run) -> None:
         """The log is gone (finished long ago, or its process died): the saved message is the truth."""
         run = await database_sync_to_async(selectors.run_get_for_owner)(owner=self.owner, run_id=run_id)
         if run is None:
-            await self.send_json(error_frame("not_found", "That answer does not exist.", run_id=run_id))
+            await self.send_json(events.error(code="not_found", message=events.RUN_NOT_FOUND_MESSAGE, run_id=run_id))
             return
         message = run.assistant_message
         status = run.status
         if status == run.Status.RUNNING:
             # Its log should exist while it runs; without it the owner is gone.
             status = run.Status.INTERRUPTED
-        await self.send_json({
-            "type": "run.resync", "run_id": run_id, "conversation_id": str(run.conversation_id),
-            "seq": run.last_seq, "text": message.content, "status": status,
-        })
+        await self.send_json(events.run_resync(
+            run_id=run_id, conversation_id=str(run.conversation_id), seq=run.last_seq, text=message.content,
+            status=status,
+        ))
         if status in (run.Status.COMPLETE, run.Status.STOPPED):
-            await self.send_json({
-                "type": "done", "run_id": run_id, "seq": run.last_seq + 1, "message_id": str(message.pk),
-                "status": status, "finish_reason": message.finish_reason or "stop",
-                "usage": {"prompt_tokens": message.prompt_tokens, "completion_tokens": message.completion_tokens},
-            })
+            await self.send_json(events.done(
+                run_id=run_id, message_id=str(message.pk), status=status, finish_reason=message.finish_reason,
+                prompt_tokens=message.prompt_tokens, completion_tokens=message.completion_tokens,
+                seq=run.last_seq + 1,
+            ))
         else:
             code = run.error_code or ("interrupted" if status == run.Status.INTERRUPTED else "upstream_error")
-            await self.send_json(error_frame(
-                code, run.error_message or "The server writing this answer stopped. The text so far is kept.",
-                run_id=run_id, retryable=True,
+            await self.send_json(events.error(
+                code=code, message=run.error_message or events.INTERRUPTED_MESSAGE, run_id=run_id, retryable=True
             ))
 
     # --- channel-layer events ----------------------------------------------------------
 
-    async def conversation_title(self, event: dict) -> None:
-        await self.send_json({"type": "title", "conversation_id": event["conversation_id"], "title": event["title"]})
+    async def conversation_event(self, message: dict) -> None:
+        """A frame published to a conversation's sockets (events.event_send)."""
+        await self.send_json(message["event"])

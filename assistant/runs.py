@@ -26,7 +26,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
 
-from assistant import services
+from assistant import events, services
 from assistant.inference import (
     InferenceError,
     StreamChunk,
@@ -44,12 +44,6 @@ _STOP = object()
 _END = object()
 
 
-def channel_layer_is_shared() -> bool:
-    """True when the channel layer reaches other processes (Redis), False for the in-process layer."""
-    backend = settings.CHANNEL_LAYERS.get("default", {}).get("BACKEND", "")
-    return "InMemory" not in backend
-
-
 # --- process identity and control channel ---------------------------------------------
 
 _PROCESS_ID = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -59,7 +53,7 @@ _control: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[str, asynci
 async def process_owner() -> str:
     """This process's owner tag; with a shared channel layer it names the control channel
     (created on first use, with a listener task on this event loop)."""
-    if not channel_layer_is_shared():
+    if not events.channel_layer_is_shared():
         return _PROCESS_ID
     loop = asyncio.get_running_loop()
     entry = _control.get(loop)
@@ -84,7 +78,7 @@ async def _control_listener(layer, channel: str) -> None:
             logger.exception("run control channel")
             await asyncio.sleep(1)
             continue
-        if message.get("type") == "run.stop":
+        if message.get("type") == events.RUN_STOP:
             handle = _local_runs.get(message.get("run_id", ""))
             if handle is not None:
                 handle.stop()
@@ -154,9 +148,9 @@ async def run_stop(*, run_id: str, owner: str) -> None:
     if handle is not None:
         handle.stop()
         return
-    if "|" in owner and channel_layer_is_shared():
+    if "|" in owner and events.channel_layer_is_shared():
         channel = owner.split("|", 1)[1]
-        await get_channel_layer().send(channel, {"type": "run.stop", "run_id": run_id})
+        await events.event_send(events.run_stop_request(run_id=run_id), channel=channel)
 
 
 # --- the run ---------------------------------------------------------------------------
@@ -243,7 +237,6 @@ async def _decide_ad(ad_request) -> dict | None:
 
 async def _run(handle: RunHandle) -> None:
     spec = handle.spec
-    log = run_log()
     loop = asyncio.get_running_loop()
     ad_task = loop.create_task(_decide_ad(spec.ad_request)) if spec.ad_request is not None else None
     snapshot_task = loop.create_task(_snapshot_loop(handle))
@@ -264,7 +257,7 @@ async def _run(handle: RunHandle) -> None:
             return
         text = "".join(pending)
         pending.clear()
-        handle.seq = await log.append(spec.run_id, {"type": "delta", "text": text})
+        handle.seq = await events.event_send(events.delta(run_id=spec.run_id, text=text))
         handle.parts.append(text)
         last_flush = loop.time()
         if first_token_at is None:
@@ -285,8 +278,7 @@ async def _run(handle: RunHandle) -> None:
             else:
                 item = await handle.queue.get()
             if item is _STOP:
-                status = "stopped"
-                finish_reason = "stopped"
+                status = finish_reason = events.STOPPED
                 break
             if item is _END:
                 break
@@ -323,11 +315,10 @@ async def _run(handle: RunHandle) -> None:
                       ad_task=ad_task)
     except Exception:
         logger.exception("run %s: finishing failed", spec.run_id)
-        await log.append(spec.run_id, {
-            "type": "error", "code": "upstream_error", "message": "The answer could not be saved.",
-            "retryable": True, "status": "error",
-        })
-        await log.append(spec.run_id, {"type": "end"})
+        await events.event_send(events.error(
+            code="upstream_error", message=events.NOT_SAVED_MESSAGE, run_id=spec.run_id, retryable=True
+        ))
+        await events.event_send(events.end(run_id=spec.run_id))
     finally:
         _local_runs.pop(spec.run_id, None)
 
@@ -335,7 +326,6 @@ async def _run(handle: RunHandle) -> None:
 async def _finish(handle: RunHandle, *, status, error, finish_reason, usage, content_chunks, messages,
                   first_token_at, ad_task) -> None:
     spec = handle.spec
-    log = run_log()
     text = handle.text
     if error is not None:
         status = "error"
@@ -374,33 +364,29 @@ async def _finish(handle: RunHandle, *, status, error, finish_reason, usage, con
         # The reaper got there first (this process was presumed dead); its record stands.
         if ad_task is not None:
             ad_task.cancel()
-        await log.append(spec.run_id, {"type": "end"})
+        await events.event_send(events.end(run_id=spec.run_id))
         return
 
     if error is not None:
-        await log.append(spec.run_id, {
-            "type": "error",
-            "code": error_code,
-            "message": error_message,
-            "retryable": getattr(error, "retryable", True),
-            "status": "error",
-            "message_id": spec.assistant_message_id,
-        })
+        await events.event_send(events.error(
+            code=error_code, message=error_message, run_id=spec.run_id, retryable=getattr(error, "retryable", True)
+        ))
     else:
-        await log.append(spec.run_id, {
-            "type": "done",
-            "message_id": spec.assistant_message_id,
-            "status": status,
-            "finish_reason": finish_reason or "stop",
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
-        })
+        await events.event_send(events.done(
+            run_id=spec.run_id,
+            message_id=spec.assistant_message_id,
+            status=status,
+            finish_reason=finish_reason,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+        ))
     if ad_task is not None:
         ad = await ad_task if error is None else None
         if error is not None:
             ad_task.cancel()
         if ad:
-            await log.append(spec.run_id, {"type": "ad", "conversation_id": spec.conversation_id, "ad": ad})
-    await log.append(spec.run_id, {"type": "end"})
+            await events.event_send(events.ad(run_id=spec.run_id, conversation_id=spec.conversation_id, ad=ad))
+    await events.event_send(events.end(run_id=spec.run_id))
     if spec.title_needed and error is None:
         from assistant.titles import title_schedule
 
@@ -417,8 +403,7 @@ async def runs_notify_interrupted(*, run_ids: list[str]) -> None:
         snapshot = await log.snapshot(run_id)
         if snapshot is None or snapshot.ended:
             continue
-        await log.append(run_id, {
-            "type": "error", "code": "interrupted", "status": "interrupted", "retryable": True,
-            "message": "The server writing this answer stopped. The text so far is kept.",
-        })
-        await log.append(run_id, {"type": "end"})
+        await events.event_send(events.error(
+            code="interrupted", message=events.INTERRUPTED_MESSAGE, run_id=run_id, retryable=True
+        ))
+        await events.event_send(events.end(run_id=run_id))

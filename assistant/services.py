@@ -24,6 +24,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from assistant import events
 from assistant.inference import Endpoint, endpoint_for_tier, estimate_messages
 from assistant.models import Conversation, GenerationRun, Message, ModelTier
 from assistant.prompts import PromptTooLong, fit_messages, system_prompt
@@ -490,7 +491,7 @@ def runs_reap_orphans(*, stale_after: timedelta | None = None) -> list[str]:
                 status=GenerationRun.Status.INTERRUPTED,
                 finished_at=timezone.now(),
                 error_code="interrupted",
-                error_message="The server writing this answer stopped.",
+                error_message=events.INTERRUPTED_MESSAGE,
             )
             if not updated:
                 continue

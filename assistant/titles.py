@@ -16,9 +16,8 @@ import re
 
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 
-from assistant import services
+from assistant import events, services
 from assistant.inference import InferenceError, Timeouts, endpoint_for_tier, stream_chat
 from assistant.models import Conversation, Message, ModelTier
 
@@ -32,10 +31,6 @@ TITLE_MAX_TOKENS = 16
 TITLE_MAX_CHARS = 60
 TITLE_TIMEOUT_S = 20.0
 _background: set[asyncio.Task] = set()
-
-
-def conversation_group(conversation_id: str) -> str:
-    return f"lhama.conv.{str(conversation_id).replace('-', '')}"
 
 
 def title_from_text(text: str) -> str:
@@ -103,26 +98,17 @@ async def title_generate(*, conversation_id: str) -> str | None:
     return title if saved else None
 
 
-async def title_publish(*, conversation_id: str, title: str) -> None:
-    await get_channel_layer().group_send(
-        conversation_group(conversation_id),
-        {"type": "conversation.title", "conversation_id": str(conversation_id), "title": title},
-    )
-
-
 async def _title_in_process(conversation_id: str) -> None:
     try:
         title = await title_generate(conversation_id=conversation_id)
         if title:
-            await title_publish(conversation_id=conversation_id, title=title)
+            await events.event_send(events.title(conversation_id=conversation_id, title=title))
     except Exception:  # a title is a nicety; never let it disturb the web process
         logger.exception("title for %s failed", conversation_id)
 
 
 async def title_schedule(*, conversation_id: str) -> None:
-    from assistant.runs import channel_layer_is_shared
-
-    if channel_layer_is_shared():
+    if events.channel_layer_is_shared():
         from assistant.tasks import conversation_title_generate
 
         await sync_to_async(conversation_title_generate.delay, thread_sensitive=False)(str(conversation_id))
@@ -139,6 +125,6 @@ async def title_generate_and_publish(*, conversation_id: str) -> None:
     try:
         title = await title_generate(conversation_id=conversation_id)
         if title:
-            await title_publish(conversation_id=conversation_id, title=title)
+            await events.event_send(events.title(conversation_id=conversation_id, title=title))
     finally:
         await aclose_client()
