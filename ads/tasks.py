@@ -7,8 +7,7 @@ from django.conf import settings
 from django.core.mail import send_mail
 
 from ads import index as ad_index
-from ads import services_reporting
-from ads.services import campaigns, review
+from ads.services import campaigns, reporting, review
 
 
 @shared_task(name="ads.embed_creative", ignore_result=True)
@@ -25,7 +24,7 @@ def embed_campaign(campaign_id: int) -> None:
 
 @shared_task(name="ads.stats_rollup", ignore_result=True)
 def stats_rollup() -> None:
-    services_reporting.stats_rollup_recent()
+    reporting.stats_rollup_recent()
 
 
 @shared_task(name="ads.campaigns_resume_funded", ignore_result=True)

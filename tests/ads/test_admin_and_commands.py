@@ -17,8 +17,8 @@ from ads.models import Advertiser, Campaign, CampaignStatDaily, CampaignStatHour
 from ads.services.campaigns import campaigns_resume_funded, keywords_as_text
 from ads.services.decision import ads_preview
 from ads.services.delivery import charge_campaign
+from ads.services.reporting import stats_rollup_day, stats_rollup_hour
 from ads.services.review import creative_embed, creative_update
-from ads.services_reporting import stats_rollup_day, stats_rollup_hour
 from billing.ledger import balance_micros
 from tests.ads.conftest import DATA
 from tests.ads.factories import AdvertiserFactory, CampaignFactory, CreativeFactory, MembershipFactory

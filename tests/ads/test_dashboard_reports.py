@@ -11,7 +11,7 @@ import pytest
 from django.urls import reverse
 
 from ads.models import AdvertiserMembership, Campaign, CampaignKeyword, Click, Impression
-from ads.services_reporting import stats_rollup_day
+from ads.services.reporting import stats_rollup_day
 from tests.ads.factories import AdvertiserFactory, CampaignFactory, CreativeFactory, MembershipFactory
 
 pytestmark = pytest.mark.django_db
