@@ -33,7 +33,6 @@ from django.utils import timezone
 from billing.entitlements import Entitlements
 from billing.models import QuotaReservation, QuotaUsage
 
-KEY_PREFIX = "lhama:quota:"
 KEY_TTL_S = 2 * 24 * 3600
 
 
@@ -281,13 +280,19 @@ def _scripts(url: str):
     return client.register_script(_RESERVE_LUA), client.register_script(_SETTLE_LUA)
 
 
+def _key_base(subject: str) -> str:
+    # REDIS_PREFIX keeps deployments that share one Redis apart (as it does for the cache
+    # and the channel layer); the hash tag puts one subject's keys on one cluster slot.
+    return f"{settings.REDIS_PREFIX}:quota:{{{subject}}}"
+
+
 def _keys(subject: str, day: date) -> tuple[str, str, str]:
-    base = f"{KEY_PREFIX}{{{subject}}}"  # hash tag: one subject's keys live on one cluster slot
+    base = _key_base(subject)
     return f"{base}:day:{day.isoformat()}", f"{base}:reservations", f"{base}:settled"
 
 
 def _minute_key(subject: str, minute: datetime) -> str:
-    return f"{KEY_PREFIX}{{{subject}}}:minute:{minute:%Y%m%d%H%M}"
+    return f"{_key_base(subject)}:minute:{minute:%Y%m%d%H%M}"
 
 
 def _ms(moment: datetime) -> int:

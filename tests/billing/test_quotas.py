@@ -206,3 +206,32 @@ def test_a_guest_over_the_rate_is_offered_an_account_not_a_plan(subject):
     assert caught.value.code == "rate_limited"
     assert caught.value.message == "Too many messages: without an account you get 1 a minute. Sign up for free to get more."
     assert caught.value.upgrade_url == "/accounts/signup/"
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_two_redis_prefixes_do_not_see_each_others_quota_counters(settings):
+    """Two deployments sharing one Redis, each with its own REDIS_PREFIX, keep their own quotas."""
+    if not settings.REDIS_URL:
+        pytest.skip("REDIS_URL is not set")
+    subject = f"user:test-{uuid.uuid4().hex}"  # the same person id in both deployments
+    ent = _ent(daily_tokens=100, rpm=1, concurrent=1)
+    first, second = f"lhama-one-{uuid.uuid4().hex[:8]}", f"lhama-two-{uuid.uuid4().hex[:8]}"
+
+    settings.REDIS_PREFIX = first
+    quota_reserve(subject=subject, entitlements=ent, tokens=100, now=NOON)  # every limit now reached
+    with pytest.raises(QuotaExceeded):
+        quota_reserve(subject=subject, entitlements=ent, tokens=1, now=NOON)
+
+    settings.REDIS_PREFIX = second
+    usage = quota_usage_today(subject=subject, entitlements=ent, now=NOON)
+    assert (usage.tokens_used, usage.tokens_reserved, usage.active_runs, usage.requests_this_minute) == (0, 0, 0, 0)
+    settled = quota_reserve(subject=subject, entitlements=ent, tokens=40, now=NOON)
+    quota_settle(reservation=settled, used_tokens=30)
+
+    settings.REDIS_PREFIX = first
+    usage = quota_usage_today(subject=subject, entitlements=ent, now=NOON)
+    assert (usage.tokens_used, usage.tokens_reserved, usage.active_runs, usage.requests_this_minute) == (0, 100, 1, 1)
+    settings.REDIS_PREFIX = second
+    usage = quota_usage_today(subject=subject, entitlements=ent, now=NOON)
+    assert (usage.tokens_used, usage.tokens_reserved, usage.active_runs, usage.requests_this_minute) == (30, 0, 0, 1)
