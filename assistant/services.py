@@ -124,7 +124,7 @@ class _FallbackEntitlements:
 
 def entitlements_for_owner(*, user) -> Any:
     try:
-        from billing.services import entitlements_for
+        from billing.public import entitlements_for
     except ImportError:  # billing not installed: every active tier, no quotas
         return _FallbackEntitlements(tier_slugs=frozenset(ModelTier.objects.values_list("slug", flat=True)))
     return entitlements_for(user=user if user is not None and user.is_authenticated else None)
@@ -141,7 +141,7 @@ def _upgrade_url(tier_slug: str | None = None) -> str | None:
 
 def _quota_reserve(*, owner: Owner, entitlements, tokens: int):
     try:
-        from billing.quotas import QuotaExceeded, quota_reserve
+        from billing.public import QuotaExceeded, quota_reserve
     except ImportError:
         return None
     try:
@@ -159,7 +159,7 @@ def _quota_reserve(*, owner: Owner, entitlements, tokens: int):
 def quota_release_quietly(*, reservation) -> None:
     if reservation is None:
         return
-    from billing.quotas import quota_release
+    from billing.public import quota_release
 
     try:
         quota_release(reservation=reservation)
@@ -170,7 +170,7 @@ def quota_release_quietly(*, reservation) -> None:
 def quota_settle_quietly(*, reservation, used_tokens: int) -> None:
     if reservation is None:
         return
-    from billing.quotas import quota_settle
+    from billing.public import quota_settle
 
     try:
         quota_settle(reservation=reservation, used_tokens=used_tokens)
