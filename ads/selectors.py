@@ -206,7 +206,7 @@ def stats_updated_at(*, advertiser: Advertiser) -> dt.datetime | None:
 FREQUENCY_PENDING_S = 120
 
 
-def frequency_counts(*, viewer: str, now: dt.datetime) -> dict[int, tuple[int, int]]:
+def frequency_counts_get(*, viewer: str, now: dt.datetime) -> dict[int, tuple[int, int]]:
     """Impressions shown (or just served) to this viewer per campaign: (last hour, last day)."""
     counts: dict[int, tuple[int, int]] = {}
     hour_ago = now - dt.timedelta(hours=1)

@@ -5,7 +5,7 @@ Two numbers per size, measured separately because they run at different times:
   decision's own thread, concurrently with generation, never before the first token;
 - the selection after it: keyword retrieval, the embedding similarity against every
   campaign, floors, eligibility (pacing, caps, schedule) and the auction, against the
-  in-memory index (what ads.services.decide calls).
+  in-memory index (what ads.services.decision.decision_compute calls).
 
 Synthetic campaigns: context hints drawn from a pool of real sentences (embedded once)
 with per-campaign noise, keywords from a vocabulary that overlaps the conversations,

@@ -548,7 +548,7 @@ def preview(request: HttpRequest) -> HttpResponse:
     form = ConversationPreviewForm(request.POST or None)
     result = None
     if request.method == "POST" and form.is_valid():
-        result = decision.ads_preview(
+        result = decision.ad_preview(
             text=form.cleaned_data["text"], advertiser_id=advertiser.pk, language=form.cleaned_data["language"]
         )
         for candidate in result.get("candidates", []):

@@ -23,7 +23,7 @@ from django.utils import timezone
 from ads import embeddings, sensitive, tracking
 from ads import index as ad_index
 from ads.models import Impression
-from ads.selectors import frequency_counts
+from ads.selectors import frequency_counts_get
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def _gate(request: AdRequest) -> str:
     return ""
 
 
-def decide(
+def decision_compute(
     *,
     context_text: str,
     now: datetime,
@@ -108,7 +108,7 @@ def decide(
         decision.reason, decision.sensitive = "sensitive", hit.as_dict()
         return decision
     index = ad_index.get_index()
-    frequency = frequency_counts(viewer=viewer, now=now) if viewer else {}
+    frequency = frequency_counts_get(viewer=viewer, now=now) if viewer else {}
     t2 = time.perf_counter()
     selection = ad_index.select(
         index,
@@ -153,7 +153,7 @@ def _why(entry: ad_index.Entry, matched: list[str], similarity: float) -> dict:
     }
 
 
-def _record_impression(*, request: AdRequest, decision: Decision, now: datetime) -> dict:
+def _impression_record(*, request: AdRequest, decision: Decision, now: datetime) -> dict:
     selection = decision.selection
     assert selection is not None and selection.winner is not None and selection.result is not None
     winner = selection.winner
@@ -250,20 +250,24 @@ def ad_decide(*, request: AdRequest, now: datetime | None = None) -> dict | None
     now = now or timezone.now()
     viewer = tracking.viewer_key(user_id=request.user_id, session_key=request.session_key)
     try:
-        decision = decide(context_text=request.context_text, now=now, language=request.language, viewer=viewer)
+        decision = decision_compute(
+            context_text=request.context_text, now=now, language=request.language, viewer=viewer
+        )
         if decision.reason or decision.selection is None or decision.selection.winner is None:
             return None
-        return _record_impression(request=request, decision=decision, now=now)
+        return _impression_record(request=request, decision=decision, now=now)
     except Exception:  # an ad is never worth a failed answer: log it, show none
         logger.exception("ads: the decision failed for conversation %s", request.conversation_id)
         return None
 
 
-def ads_preview(*, text: str, advertiser_id: int | None = None, language: str = "en") -> dict:
+def ad_preview(*, text: str, advertiser_id: int | None = None, language: str = "en") -> dict:
     """What would be shown for `text`, with the score breakdown and the price, or why
     nothing would be. With advertiser_id, only that advertiser's campaigns are
     considered (other advertisers' campaigns are never revealed)."""
-    decision = decide(context_text=text, now=timezone.now(), language=language, advertiser_id=advertiser_id, explain=20)
+    decision = decision_compute(
+        context_text=text, now=timezone.now(), language=language, advertiser_id=advertiser_id, explain=20
+    )
     out: dict = {
         "ad": None,
         "reason": decision.reason,

@@ -24,13 +24,13 @@ class NotFound(Exception):
     """Unknown id, or not this viewer's (reported the same way)."""
 
 
-def _owns_impression(impression: Impression, *, user_id: int | None, session_key: str) -> bool:
+def _impression_is_viewers(impression: Impression, *, user_id: int | None, session_key: str) -> bool:
     if impression.user_id is not None:
         return user_id is not None and impression.user_id == user_id
     return bool(session_key) and impression.session_key == session_key
 
 
-def charge_campaign(*, campaign_id: int, amount_micros: int, reference: str, now: datetime) -> int:
+def campaign_charge(*, campaign_id: int, amount_micros: int, reference: str, now: datetime) -> int:
     """Deduct spend atomically: the campaign row is locked, the charge is capped at the
     budgets left (so a budget is never overspent) and debited from the advertiser's
     balance in the same transaction (which never goes below zero). Returns the micros
@@ -45,7 +45,7 @@ def charge_campaign(*, campaign_id: int, amount_micros: int, reference: str, now
         spent_today = campaign.spent_today_micros if campaign.spend_day == today else 0
         left = min(campaign.lifetime_budget_micros - campaign.spent_micros, campaign.daily_budget_micros - spent_today)
         if left <= 0:
-            _pause_if_spent(campaign)
+            _campaign_pause_if_spent(campaign)
             return 0
         amount = min(amount_micros, left)
         try:
@@ -57,7 +57,7 @@ def charge_campaign(*, campaign_id: int, amount_micros: int, reference: str, now
             )
         except InsufficientBalance as exc:
             if exc.balance_micros <= 0:
-                _pause_for_balance(advertiser_id=advertiser.id)
+                _campaigns_pause_for_balance(advertiser_id=advertiser.id)
                 return 0
             amount = exc.balance_micros  # the last of the balance
             try:
@@ -68,7 +68,7 @@ def charge_campaign(*, campaign_id: int, amount_micros: int, reference: str, now
                     memo=f"Ads: {campaign.name}"[:200],
                 )
             except InsufficientBalance:
-                _pause_for_balance(advertiser_id=advertiser.id)
+                _campaigns_pause_for_balance(advertiser_id=advertiser.id)
                 return 0
         Campaign.objects.filter(pk=campaign.pk).update(
             spent_micros=F("spent_micros") + amount,
@@ -77,10 +77,10 @@ def charge_campaign(*, campaign_id: int, amount_micros: int, reference: str, now
         )
         campaign.spent_micros += amount
         campaign.spent_today_micros = spent_today + amount
-        _pause_if_spent(campaign)
+        _campaign_pause_if_spent(campaign)
         balance = balance_micros(account_id=advertiser.balance_account_id)
         if balance <= 0:
-            _pause_for_balance(advertiser_id=advertiser.id)
+            _campaigns_pause_for_balance(advertiser_id=advertiser.id)
         if balance < advertiser.low_balance_threshold_micros and advertiser.low_balance_notified_at is None:
             updated = Advertiser.objects.filter(pk=advertiser.pk, low_balance_notified_at__isnull=True).update(
                 low_balance_notified_at=now
@@ -92,7 +92,7 @@ def charge_campaign(*, campaign_id: int, amount_micros: int, reference: str, now
         return amount
 
 
-def _pause_if_spent(campaign: Campaign) -> None:
+def _campaign_pause_if_spent(campaign: Campaign) -> None:
     if campaign.status == Campaign.Status.ACTIVE and campaign.spent_micros >= campaign.lifetime_budget_micros:
         Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.ACTIVE).update(
             status=Campaign.Status.PAUSED, pause_reason=Campaign.PauseReason.BUDGET
@@ -100,7 +100,7 @@ def _pause_if_spent(campaign: Campaign) -> None:
         transaction.on_commit(ad_index.invalidate)
 
 
-def _pause_for_balance(*, advertiser_id: int) -> None:
+def _campaigns_pause_for_balance(*, advertiser_id: int) -> None:
     updated = Campaign.objects.filter(advertiser_id=advertiser_id, status=Campaign.Status.ACTIVE).update(
         status=Campaign.Status.PAUSED, pause_reason=Campaign.PauseReason.BALANCE
     )
@@ -126,7 +126,7 @@ def impression_acknowledge(
         impression = Impression.objects.get(pk=impression_id)
     except (Impression.DoesNotExist, ValueError, TypeError) as exc:
         raise NotFound(impression_id) from exc
-    if not _owns_impression(impression, user_id=user_id, session_key=session_key):
+    if not _impression_is_viewers(impression, user_id=user_id, session_key=session_key):
         raise NotFound(impression_id)
     reason = ""
     if tracking.is_bot(user_agent):
@@ -144,7 +144,7 @@ def impression_acknowledge(
             return AckResult(counted=False, valid=False, reason=reason)
         Creative.objects.filter(pk=impression.creative_id).update(impressions_count=F("impressions_count") + 1)
         if impression.bid_type == Campaign.BidType.CPM:
-            cost = charge_campaign(
+            cost = campaign_charge(
                 campaign_id=impression.campaign_id,
                 amount_micros=auction.impression_cost_micros(impression.price_micros),
                 reference=f"ads:imp:{impression.pk}",
@@ -208,7 +208,7 @@ def click_record(*, token: str, user_agent: str, viewer: str = "", now: datetime
         click = Click.objects.create(**base, is_valid=True)
         Creative.objects.filter(pk=creative.id).update(clicks_count=F("clicks_count") + 1)
         if impression.bid_type == Campaign.BidType.CPC:
-            cost = charge_campaign(
+            cost = campaign_charge(
                 campaign_id=impression.campaign_id,
                 amount_micros=impression.price_micros,
                 reference=f"ads:click:{click.pk}",
@@ -227,7 +227,7 @@ def feedback_record(*, impression_id: str, user_id: int | None, session_key: str
         impression = Impression.objects.get(pk=impression_id)
     except (Impression.DoesNotExist, ValueError, TypeError) as exc:
         raise NotFound(impression_id) from exc
-    if not _owns_impression(impression, user_id=user_id, session_key=session_key):
+    if not _impression_is_viewers(impression, user_id=user_id, session_key=session_key):
         raise NotFound(impression_id)
     feedback, _ = AdFeedback.objects.get_or_create(impression=impression, kind=kind)
     return feedback

@@ -15,8 +15,8 @@ from django.test import Client
 from ads.exports import user_export
 from ads.models import Advertiser, Campaign, CampaignStatDaily, CampaignStatHourly, Click, Creative, Impression
 from ads.services.campaigns import campaigns_resume_funded, keywords_as_text
-from ads.services.decision import ads_preview
-from ads.services.delivery import charge_campaign
+from ads.services.decision import ad_preview
+from ads.services.delivery import campaign_charge
 from ads.services.reporting import stats_rollup_day, stats_rollup_hour
 from ads.services.review import creative_embed, creative_update
 from billing.ledger import balance_micros
@@ -195,7 +195,7 @@ def test_seed_demo_is_idempotent():
     assert balance_micros(account_id=advertiser.balance_account_id) == 1_000_000_000
     assert Campaign.objects.filter(status="active").count() == 6
     assert Creative.objects.filter(review_status="approved").count() == 6
-    assert ads_preview(text="Give me a recipe for sourdough bread")["ad"]["campaign"] == "Cookware"
+    assert ad_preview(text="Give me a recipe for sourdough bread")["ad"]["campaign"] == "Cookware"
 
 
 @pytest.mark.django_db
@@ -256,19 +256,19 @@ def test_low_balance_notice_once_and_campaigns_pause_at_zero_then_resume(user):
     MembershipFactory(advertiser=advertiser, user=user)
     campaign = CampaignFactory(advertiser=advertiser)
     now = datetime(2026, 3, 2, 12, tzinfo=UTC)
-    assert charge_campaign(campaign_id=campaign.pk, amount_micros=1_000_000, reference="r1", now=now)
+    assert campaign_charge(campaign_id=campaign.pk, amount_micros=1_000_000, reference="r1", now=now)
     advertiser.refresh_from_db()
     assert advertiser.low_balance_notified_at == now
     assert (
-        charge_campaign(campaign_id=campaign.pk, amount_micros=1_500_000, reference="r2", now=now) == 1_500_000
+        campaign_charge(campaign_id=campaign.pk, amount_micros=1_500_000, reference="r2", now=now) == 1_500_000
     )
     # only 0.50 left: the last of the balance is taken, then the campaign pauses
     assert (
-        charge_campaign(campaign_id=campaign.pk, amount_micros=1_000_000, reference="r3", now=now) == 500_000
+        campaign_charge(campaign_id=campaign.pk, amount_micros=1_000_000, reference="r3", now=now) == 500_000
     )
     campaign.refresh_from_db()
     assert (campaign.status, campaign.pause_reason) == ("paused", "balance")
-    assert charge_campaign(campaign_id=campaign.pk, amount_micros=1_000_000, reference="r4", now=now) == 0
+    assert campaign_charge(campaign_id=campaign.pk, amount_micros=1_000_000, reference="r4", now=now) == 0
     from billing.ledger import ledger_credit
 
     ledger_credit(account_id=advertiser.balance_account_id, amount_micros=50_000_000, reference="topup")
@@ -285,11 +285,11 @@ def test_low_balance_email(user, django_capture_on_commit_callbacks):
     MembershipFactory(advertiser=advertiser, user=user)
     campaign = CampaignFactory(advertiser=advertiser)
     with django_capture_on_commit_callbacks(execute=True):
-        charge_campaign(
+        campaign_charge(
             campaign_id=campaign.pk, amount_micros=1_000_000, reference="r1", now=datetime(2026, 3, 2, tzinfo=UTC)
         )
     with django_capture_on_commit_callbacks(execute=True):
-        charge_campaign(
+        campaign_charge(
             campaign_id=campaign.pk, amount_micros=1_000_000, reference="r2", now=datetime(2026, 3, 2, tzinfo=UTC)
         )
     assert len(mail.outbox) == 1

@@ -9,7 +9,7 @@ import pytest
 from ads import index as ad_index
 from ads.models import Impression
 from ads.services.campaigns import campaign_create, campaign_set_status
-from ads.services.decision import AdRequest, ad_decide, ads_preview
+from ads.services.decision import AdRequest, ad_decide, ad_preview
 from ads.services.review import creative_approve
 from tests.ads.factories import AdvertiserFactory, CreativeFactory
 
@@ -133,17 +133,17 @@ def test_unapproved_or_paused_creatives_never_serve(gpu_creative):
 
 @pytest.mark.django_db
 def test_preview_explains_the_decision(gpu_creative):
-    result = ads_preview(text=GPU_TEXT)
+    result = ad_preview(text=GPU_TEXT)
     assert result["ad"]["campaign"] == "GPUs"
     assert result["auction"]["price_micros"] == 50_000
     assert result["auction"]["bid_micros"] == 1_000_000
     assert sorted(result["candidates"][0]["matched_keywords"]) == ["h100", "rent gpu"]
-    sensitive = ads_preview(text="What are the symptoms of diabetes?")
+    sensitive = ad_preview(text="What are the symptoms of diabetes?")
     assert sensitive["ad"] is None
     assert sensitive["reason"] == "sensitive"
     assert sensitive["sensitive"] == {"topic": "health", "method": "terms", "detail": "symptoms"}
     other = AdvertiserFactory()
-    own_only = ads_preview(text=GPU_TEXT, advertiser_id=other.pk)
+    own_only = ad_preview(text=GPU_TEXT, advertiser_id=other.pk)
     assert own_only["ad"] is None
     assert own_only["candidates"] == []
 

@@ -8,7 +8,7 @@ import pytest
 from ads import index as ad_index
 from ads.matching import KeywordError, keyword_matches, parse_keyword, parse_keywords
 from ads.services.campaigns import campaign_create
-from ads.services.decision import ads_preview
+from ads.services.decision import ad_preview
 from tests.ads.factories import AdvertiserFactory, CreativeFactory
 
 # The bar: at least 90% of all labelled conversations decided correctly, and no ad
@@ -24,7 +24,7 @@ def test_labelled_set_precision(labelled_campaigns, labelled_conversations, caps
     wrong: list[str] = []
     per_kind: dict[str, list[int]] = {}
     for conv in labelled_conversations:
-        result = ads_preview(text=conv["text"])
+        result = ad_preview(text=conv["text"])
         got = result["ad"]["campaign"] if result["ad"] else None
         ok = got == conv["expected"]
         correct += ok
@@ -113,7 +113,7 @@ def test_index_keyword_matching(keywords, text, matched):
     )
     CreativeFactory(campaign=campaign, headline="Plain", text="Plain text.", question="A question?")
     ad_index.invalidate()
-    result = ads_preview(text=text)
+    result = ad_preview(text=text)
     cands = {c["campaign"]: c for c in result["candidates"]}
     if matched is None:
         assert cands["Kw"]["excluded"] == "negative_keyword"

@@ -26,7 +26,7 @@ import pytest
 from ads import index as ad_index
 from ads.matching import Keyword, keyword_matches, parse_keywords
 from ads.models import Impression
-from ads.services.decision import AdRequest, ad_decide, ads_preview, ads_warm_up
+from ads.services.decision import AdRequest, ad_decide, ad_preview, ads_warm_up
 from ads.services.importing import ads_import
 
 DATA = Path(__file__).resolve().parent / "data" / "matching_heldout"
@@ -89,7 +89,7 @@ class Score:
 
 def _explain(text: str) -> str:
     """Why the decision went as it did: the preview's reason and best candidates."""
-    preview = ads_preview(text=text)
+    preview = ad_preview(text=text)
     best = ", ".join(
         f"{c['campaign']} (cos {c['similarity']:.2f}, kw {c['keyword_score']:.1f}"
         + (f", {c['excluded']}" if c["excluded"] else "")

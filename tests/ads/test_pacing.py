@@ -12,7 +12,7 @@ from ads import pacing
 from ads.models import Campaign, Impression
 from ads.services.campaigns import campaign_create
 from ads.services.decision import AdRequest, ad_decide
-from ads.services.delivery import charge_campaign
+from ads.services.delivery import campaign_charge
 from tests.ads.factories import AdvertiserFactory, CreativeFactory
 
 DAY = datetime(2026, 3, 2, tzinfo=UTC)
@@ -59,7 +59,7 @@ def simulate(campaign: Campaign, *, start: datetime, minutes: int, step: int = 5
         ad = ad_decide(request=request(f"viewer-{m}"), now=now)
         if ad is not None:
             impression = Impression.objects.get(pk=ad["impression_id"])
-            charge_campaign(
+            campaign_charge(
                 campaign_id=campaign.pk, amount_micros=impression.bid_micros, reference=f"sim:{impression.pk}", now=now
             )
         campaign.refresh_from_db()

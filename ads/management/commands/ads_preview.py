@@ -7,7 +7,7 @@ import json
 
 from django.core.management.base import BaseCommand
 
-from ads.services.decision import ads_preview
+from ads.services.decision import ad_preview
 
 
 class Command(BaseCommand):
@@ -20,7 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("--language", default="en")
 
     def handle(self, *args, **options) -> None:
-        result = ads_preview(text=options["text"], advertiser_id=options["advertiser"], language=options["language"])
+        result = ad_preview(text=options["text"], advertiser_id=options["advertiser"], language=options["language"])
         if options["json"]:
             self.stdout.write(json.dumps(result, indent=2, ensure_ascii=False))
             return
