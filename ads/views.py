@@ -84,7 +84,7 @@ def impression_feedback(request: HttpRequest, impression_id: str) -> HttpRespons
 def impression_dismiss(request: HttpRequest, impression_id: str) -> HttpResponse:
     user_id, session_key = _viewer(request)
     try:
-        delivery.conversation_ads_dismiss(impression_id=impression_id, user_id=user_id, session_key=session_key)
+        delivery.impression_dismiss(impression_id=impression_id, user_id=user_id, session_key=session_key)
     except delivery.NotFound:
         return JsonResponse({"error": "not_found"}, status=404)
     return JsonResponse({"ok": True, "ads_dismissed": True})

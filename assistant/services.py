@@ -565,3 +565,16 @@ def conversations_claim_for_user(*, session_key: str, user) -> int:
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+def conversation_ads_dismissed_set(*, conversation_id: str | uuid.UUID, user_id: int | None, session_key: str) -> bool:
+    """No more ads in this conversation (its reader dismissed an ad card; the ads app calls
+    this). Only the conversation's owner, the user or else the guest session, may ask;
+    True when the conversation was theirs."""
+    conversation = conversation_get_for_owner(
+        owner=Owner(user_id=user_id, session_key=session_key), conversation_id=conversation_id
+    )
+    if conversation is None:
+        return False
+    conversation_ads_dismiss(conversation=conversation)
+    return True

@@ -233,16 +233,15 @@ def feedback_record(*, impression_id: str, user_id: int | None, session_key: str
     return feedback
 
 
-def conversation_ads_dismiss(*, impression_id: str, user_id: int | None, session_key: str) -> None:
-    """No more ads in the conversation this ad was shown in (its owner only)."""
-    from assistant.models import Conversation
+def impression_dismiss(*, impression_id: str, user_id: int | None, session_key: str) -> None:
+    """The viewer dismissed the card: recorded as feedback, and no more ads in the
+    conversation it was shown in (the assistant app owns conversations and checks that
+    the viewer owns this one)."""
+    from assistant.services import conversation_ads_dismissed_set
 
     feedback = feedback_record(
         impression_id=impression_id, user_id=user_id, session_key=session_key, kind=AdFeedback.Kind.DISMISSED
     )
     conversation_id = feedback.impression.conversation_id
-    if conversation_id is None:
-        return
-    owned = Conversation.objects.filter(pk=conversation_id)
-    owned = owned.filter(user_id=user_id) if user_id else owned.filter(user__isnull=True, session_key=session_key)
-    owned.update(ads_dismissed=True)
+    if conversation_id is not None:
+        conversation_ads_dismissed_set(conversation_id=conversation_id, user_id=user_id, session_key=session_key)

@@ -332,6 +332,27 @@ def test_dismiss_stops_ads_in_that_conversation_only_for_its_owner(cpc_creative,
     assert AdFeedback.objects.get().kind == "dismissed"
 
 
+@pytest.mark.django_db
+def test_dismiss_changes_only_a_conversation_the_viewer_owns(cpc_creative, user, other_user):
+    """The assistant app owns conversations: the card is the viewer's, but the conversation
+    it names is someone else's, so that one keeps its ads; a guest's own one (by session) stops."""
+    from assistant.models import Conversation
+
+    theirs = Conversation.objects.create(user=other_user)
+    impression = served(cpc_creative, user=user, conversation_id=theirs.pk)
+    client = Client()
+    client.force_login(user)
+    assert client.post(f"/ads/i/{impression.pk}/dismiss").status_code == 200
+    theirs.refresh_from_db()
+    assert theirs.ads_dismissed is False
+    guest, session_key = guest_client()
+    own = Conversation.objects.create(session_key=session_key)
+    impression = served(cpc_creative, session_key=session_key, conversation_id=own.pk)
+    assert guest.post(f"/ads/i/{impression.pk}/dismiss").json() == {"ok": True, "ads_dismissed": True}
+    own.refresh_from_db()
+    assert own.ads_dismissed is True
+
+
 def test_review_files_html_and_banned_words_under_the_field_that_has_them():
     from ads.services.review import creative_check
 
