@@ -6,6 +6,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from django.conf import settings as django_settings
 
 from assistant.models import ModelTier
 from config import health
@@ -69,6 +70,10 @@ def models_server():
     server.stop()
 
 
+def expected_checks() -> set[str]:
+    return {"database", "inference"} | ({"redis"} if django_settings.REDIS_URL else set())
+
+
 def details(response) -> dict:
     body = response.json()
     assert set(body) == {"status", "checks"}, body
@@ -115,7 +120,7 @@ def test_staff_see_each_check_with_its_latency_but_no_vendor_or_model_ids(client
     response = client.get("/readyz")
     assert response.status_code == 200
     checks = details(response)
-    assert set(checks) == {"database", "inference"}
+    assert set(checks) == expected_checks()
     assert set(checks["database"]) == {"ok", "ms"} and checks["database"]["ok"] is True
     inference = checks["inference"]
     assert (inference["ok"], inference["cached"]) == (True, False)
@@ -129,8 +134,8 @@ def test_staff_see_each_check_with_its_latency_but_no_vendor_or_model_ids(client
 def test_the_readyz_token_shows_the_checks_and_a_wrong_one_does_not(client, settings, models_server):
     settings.VLLM_BASE_URL = models_server.url
     settings.READYZ_TOKEN = TOKEN
-    assert set(details(client.get("/readyz", HTTP_AUTHORIZATION=f"Bearer {TOKEN}"))) == {"database", "inference"}
-    assert set(details(client.get("/readyz", HTTP_AUTHORIZATION=f"bearer {TOKEN}"))) == {"database", "inference"}
+    assert set(details(client.get("/readyz", HTTP_AUTHORIZATION=f"Bearer {TOKEN}"))) == expected_checks()
+    assert set(details(client.get("/readyz", HTTP_AUTHORIZATION=f"bearer {TOKEN}"))) == expected_checks()
     for wrong in (f"Bearer {TOKEN}x", f"Bearer {TOKEN[:-1]}", TOKEN, f"Basic {TOKEN}", "Bearer ", "Bearer café"):
         assert client.get("/readyz", HTTP_AUTHORIZATION=wrong).json() == {"status": "ready"}, wrong
 
