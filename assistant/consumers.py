@@ -1,8 +1,9 @@
 """`/ws/chat/`: protocol v1 (docs/protocol.md). Transport only: identify the person,
-validate frames, call services, and forward run-log events to the socket.
+validate frames and control their flood, hand runs to assistant.runs (launch, stop) and
+forward what assistant.runfollow reads of them to the socket.
 
 A socket follows runs; it never owns them. Closing it cancels the followers, not the
-runs. The Origin header is checked by AllowedHostsOriginValidator in config/asgi.py.
+runs. The Origin header is checked in config/asgi.py before the socket opens.
 """
 
 from __future__ import annotations
@@ -11,15 +12,16 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import aclosing
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
-from redis.exceptions import RedisError
 
 from ads.services.decision import ads_warm_up_in_background
 from assistant import events, runs, selectors, services
-from assistant.runlog import run_log
+from assistant.runfollow import run_follow
 from assistant.signals import GUEST_KEY
 
 logger = logging.getLogger(__name__)
@@ -196,9 +198,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                     client_id=client_id,
                 ))
                 return
-        # Not thread-sensitive: concurrent sends each get a pool thread (and connection)
-        # instead of queueing on the one thread that serves every socket's ORM calls.
-        spec = await database_sync_to_async(services.run_begin, thread_sensitive=False)(
+        spec = await runs.run_launch(
             owner=self.owner,
             user=self.user,
             action=action,
@@ -207,20 +207,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             tier_slug=tier,
             content=content,
             message_id=message_id,
-            run_owner=await runs.process_owner(),
         )
-        try:
-            await runs.run_start(spec)
-        except Exception:
-            # The run log could not be opened (Redis down?): end the run we just wrote.
-            logger.exception("starting run %s failed", spec.run_id)
-            await database_sync_to_async(services.run_abort)(spec=spec, message=events.NOT_STARTED_MESSAGE)
-            raise services.RunRejected(
-                "internal_error", "The answer could not be started. Try again.", retryable=True
-            ) from None
         await self._join_conversation(spec.conversation_id)
         await self.send_json(events.run_started(spec=spec))
-        self._follow(spec.run_id, conversation_id=spec.conversation_id, after_seq=0, resync=False)
+        self._follow(spec.run_id, conversation_id=spec.conversation_id, resync=False)
 
     async def handle_send(self, frame: dict) -> None:
         await self._start(frame, action="send")
@@ -239,19 +229,20 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         return run
 
     async def handle_subscribe(self, frame: dict) -> None:
+        # `after_seq` is checked but not needed: a subscriber always gets the whole text so far.
         after_seq = frame.get("after_seq", 0)
         if not isinstance(after_seq, int) or isinstance(after_seq, bool) or after_seq < 0:
             raise _InvalidFrame("`after_seq` must be a non-negative integer.")
         run = await self._owned_run(frame)
         await self._join_conversation(str(run.conversation_id))
-        self._follow(str(run.pk), conversation_id=str(run.conversation_id), after_seq=after_seq, resync=True, run=run)
+        self._follow(str(run.pk), conversation_id=str(run.conversation_id), resync=True)
 
     async def handle_stop(self, frame: dict) -> None:
         run = await self._owned_run(frame)
         run_id = str(run.pk)
         if run_id not in self.followers:
             await self._join_conversation(str(run.conversation_id))
-            self._follow(run_id, conversation_id=str(run.conversation_id), after_seq=0, resync=True, run=run)
+            self._follow(run_id, conversation_id=str(run.conversation_id), resync=True)
         if run.status == run.Status.RUNNING:
             await runs.run_stop(run_id=run_id, owner=run.owner)
 
@@ -275,7 +266,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
             self.groups_joined.add(group)
 
-    def _follow(self, run_id: str, *, conversation_id: str, after_seq: int, resync: bool, run=None) -> None:
+    def _follow(self, run_id: str, *, conversation_id: str, resync: bool) -> None:
         previous = self.followers.pop(run_id, None)
         if previous is not None:
             previous.cancel()
@@ -284,78 +275,16 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if len(self.followers) >= MAX_FOLLOWED_RUNS:
             oldest = next(iter(self.followers))
             self.followers.pop(oldest).cancel()
-        self.followers[run_id] = asyncio.get_running_loop().create_task(
-            self._forward(run_id, conversation_id=conversation_id, after_seq=after_seq, resync=resync, run=run)
-        )
+        frames = run_follow(owner=self.owner, run_id=run_id, conversation_id=conversation_id, resync=resync)
+        self.followers[run_id] = asyncio.get_running_loop().create_task(self._forward(run_id, frames))
 
-    async def _forward(self, run_id: str, *, conversation_id: str, after_seq: int, resync: bool, run) -> None:
+    async def _forward(self, run_id: str, frames: AsyncIterator[dict]) -> None:
         try:
-            log = run_log()
-            position = after_seq
-            if resync:
-                snapshot = await log.snapshot(run_id)
-                if snapshot is None:
-                    await self._resync_from_database(run_id, run)
-                    return
-                await self.send_json(events.run_resync(
-                    run_id=run_id, conversation_id=conversation_id, seq=snapshot.last_delta_seq, text=snapshot.text,
-                    status=events.status_of_final(snapshot.last(events.DONE) or snapshot.last(events.ERROR)),
-                ))
-                for event in snapshot.events:
-                    if event["type"] != events.DELTA and events.is_for_client(event):
-                        await self.send_json(event)
-                if snapshot.ended:
-                    return
-                position = snapshot.seq
-            failures = 0
-            while True:
-                try:
-                    async for event in log.follow(run_id, after_seq=position):
-                        if events.is_for_client(event):
-                            await self.send_json(event)
-                        position = event["seq"]
-                    return
-                except (OSError, RedisError) as exc:
-                    # A blip in the run log's connection (Redis): pick up after the last event sent.
-                    failures += 1
-                    if failures > 3:
-                        raise
-                    logger.warning("following run %s: %s; retrying", run_id, exc)
-                    await asyncio.sleep(0.5 * failures)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("following run %s failed", run_id)
-            await self.send_json(events.error(
-                code="internal_error", message=events.LOST_TRACK_MESSAGE, run_id=run_id, retryable=True
-            ))
-
-    async def _resync_from_database(self, run_id: str, run) -> None:
-        """The log is gone (finished long ago, or its process died): the saved message is the truth."""
-        run = await database_sync_to_async(selectors.run_get_for_owner)(owner=self.owner, run_id=run_id)
-        if run is None:
-            await self.send_json(events.error(code="not_found", message=events.RUN_NOT_FOUND_MESSAGE, run_id=run_id))
-            return
-        message = run.assistant_message
-        status = run.status
-        if status == run.Status.RUNNING:
-            # Its log should exist while it runs; without it the owner is gone.
-            status = run.Status.INTERRUPTED
-        await self.send_json(events.run_resync(
-            run_id=run_id, conversation_id=str(run.conversation_id), seq=run.last_seq, text=message.content,
-            status=status,
-        ))
-        if status in (run.Status.COMPLETE, run.Status.STOPPED):
-            await self.send_json(events.done(
-                run_id=run_id, message_id=str(message.pk), status=status, finish_reason=message.finish_reason,
-                prompt_tokens=message.prompt_tokens, completion_tokens=message.completion_tokens,
-                seq=run.last_seq + 1,
-            ))
-        else:
-            code = run.error_code or ("interrupted" if status == run.Status.INTERRUPTED else "upstream_error")
-            await self.send_json(events.error(
-                code=code, message=run.error_message or events.INTERRUPTED_MESSAGE, run_id=run_id, retryable=True
-            ))
+            async with aclosing(frames):
+                async for frame in frames:
+                    await self.send_json(frame)
+        except Exception:  # the socket went away under us; the run goes on
+            logger.exception("forwarding run %s failed", run_id)
 
     # --- channel-layer events ----------------------------------------------------------
 

@@ -1,5 +1,9 @@
 """Generation runs: asyncio tasks in the web process that accepted the message.
 
+`run_launch` starts one: it writes the run (services.run_begin), opens its log and
+starts its task here, and ends it at once if the log cannot be opened. Following a
+run (any socket, any process) is assistant/runfollow.py.
+
 A run belongs to no socket. It reads the upstream stream, appends coalesced deltas to
 the run log (first token at once, then at most one delta per COALESCE_S), snapshots
 its text every SNAPSHOT_INTERVAL_S, writes the final message once, settles the quota,
@@ -37,6 +41,7 @@ from assistant.inference import (
 )
 from assistant.prompts import PromptTooLong, fit_messages
 from assistant.runlog import run_log
+from assistant.selectors import Owner
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +55,7 @@ _PROCESS_ID = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}
 _control: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[str, asyncio.Task]] = weakref.WeakKeyDictionary()
 
 
-async def process_owner() -> str:
+async def _process_owner() -> str:
     """This process's owner tag; with a shared channel layer it names the control channel
     (created on first use, with a listener task on this event loop)."""
     if not events.channel_layer_is_shared():
@@ -133,7 +138,47 @@ def local_runs() -> dict[str, RunHandle]:
     return _local_runs
 
 
-async def run_start(spec: services.RunSpec) -> RunHandle:
+async def run_launch(
+    *,
+    owner: Owner,
+    user,
+    action: str,
+    client_id: str,
+    conversation_id: str | None,
+    tier_slug: str,
+    content: str = "",
+    message_id: str | None = None,
+) -> services.RunSpec:
+    """Start an answer owned by this process (see services.run_begin for `action`).
+
+    Raises services.RunRejected when it cannot start: before anything is written (quota,
+    tier, ownership), or when its log cannot be opened (Redis down?); the run just written
+    is then ended and its quota given back."""
+    # Not thread-sensitive: concurrent sends each get a pool thread (and connection)
+    # instead of queueing on the one thread that serves every socket's ORM calls.
+    spec = await database_sync_to_async(services.run_begin, thread_sensitive=False)(
+        owner=owner,
+        user=user,
+        action=action,
+        client_id=client_id,
+        conversation_id=conversation_id,
+        tier_slug=tier_slug,
+        content=content,
+        message_id=message_id,
+        run_owner=await _process_owner(),
+    )
+    try:
+        await _run_start(spec)
+    except Exception:
+        logger.exception("starting run %s failed", spec.run_id)
+        await database_sync_to_async(services.run_abort)(spec=spec, message=events.NOT_STARTED_MESSAGE)
+        raise services.RunRejected(
+            "internal_error", f"{events.NOT_STARTED_MESSAGE} Try again.", retryable=True
+        ) from None
+    return spec
+
+
+async def _run_start(spec: services.RunSpec) -> RunHandle:
     """Open the run's log and start its task; returns once the log exists."""
     await run_log().open(spec.run_id)
     handle = RunHandle(spec=spec)
