@@ -96,6 +96,12 @@ def tiers_active() -> QuerySet[ModelTier]:
     return ModelTier.objects.filter(is_active=True).order_by("sort_order", "slug")
 
 
+def tier_names() -> list[tuple[str, str]]:
+    """(slug, display name) of every tier, active or not, in display order: what billing shows beside plans
+    (settings.BILLING_MODEL_TIER_NAMES)."""
+    return list(ModelTier.objects.order_by("sort_order", "slug").values_list("slug", "display_name"))
+
+
 def tier_base_urls() -> list[str]:
     """The distinct inference servers that the active model tiers point at (settings when no tier exists)."""
     urls = sorted({url.rstrip("/") for url in tiers_active().values_list("base_url", flat=True) if url})

@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import Sum
 from django.utils import timezone
@@ -14,29 +15,68 @@ from billing.models import (
     StripeEvent,
     Subscription,
 )
+from billing.selectors import model_tier_names
 from billing.services import plan_grant_revoke
 from billing.stripe_api import stripe_configured
 from billing.subscriptions import subscription_resync
 from billing.templatetags.billing_tags import usd
 
 
+class PlanAdminForm(forms.ModelForm):
+    """The tiers a plan unlocks as one checkbox per model tier (stored as their slugs)."""
+
+    model_tier_slugs = forms.MultipleChoiceField(
+        label="Model tiers", required=False, widget=forms.CheckboxSelectMultiple,
+        help_text="The models this plan unlocks.",
+    )
+
+    class Meta:
+        model = Plan
+        fields = [
+            "name", "slug", "description", "is_active", "sort_order", "stripe_monthly_lookup_key",
+            "stripe_yearly_lookup_key", "monthly_price_micros", "yearly_price_micros", "model_tier_slugs",
+            "daily_tokens", "requests_per_minute", "concurrent_runs", "max_context", "ads_enabled",
+        ]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        choices = list(model_tier_names().items())
+        known = {slug for slug, _name in choices}
+        # A slug whose tier was deleted stays visible (and can be unticked) rather than vanish.
+        choices += [(slug, f"{slug} (no such tier)") for slug in self.instance.model_tier_slugs if slug not in known]
+        self.fields["model_tier_slugs"].choices = choices
+
+
+class ModelTierFilter(admin.SimpleListFilter):
+    title = "model tier"
+    parameter_name = "model_tier"
+
+    def lookups(self, request, model_admin):
+        return list(model_tier_names().items())
+
+    def queryset(self, request, queryset):
+        if not self.value():
+            return queryset
+        return queryset.filter(pk__in=[plan.pk for plan in queryset if self.value() in plan.model_tier_slugs])
+
+
 @admin.register(Plan)
 class PlanAdmin(admin.ModelAdmin):
+    form = PlanAdminForm
     list_display = [
         "name", "slug", "monthly_price", "daily_tokens", "requests_per_minute", "concurrent_runs", "max_context",
         "ads_enabled", "is_active", "sort_order",
     ]
-    list_filter = ["is_active", "ads_enabled", "tiers"]
+    list_filter = ["is_active", "ads_enabled", ModelTierFilter]
     list_editable = ["is_active", "sort_order"]
     search_fields = ["slug", "name", "stripe_monthly_lookup_key", "stripe_yearly_lookup_key"]
-    filter_horizontal = ["tiers"]
     prepopulated_fields = {"slug": ["name"]}
     fieldsets = [
         (None, {"fields": ["name", "slug", "description", "is_active", "sort_order"]}),
         ("Stripe", {"fields": ["stripe_monthly_lookup_key", "stripe_yearly_lookup_key", "monthly_price_micros",
                                "yearly_price_micros"]}),
-        ("Entitlements", {"fields": ["tiers", "daily_tokens", "requests_per_minute", "concurrent_runs", "max_context",
-                                     "ads_enabled"]}),
+        ("Entitlements", {"fields": ["model_tier_slugs", "daily_tokens", "requests_per_minute", "concurrent_runs",
+                                     "max_context", "ads_enabled"]}),
     ]
 
     @admin.display(description="monthly", ordering="monthly_price_micros")

@@ -46,7 +46,7 @@ def entitlements_from_plan(*, plan: Plan) -> Entitlements:
     return Entitlements(
         plan_slug=plan.slug,
         plan_name=plan.name,
-        tier_slugs=frozenset(plan.tiers.values_list("slug", flat=True)),
+        tier_slugs=frozenset(plan.model_tier_slugs),
         daily_tokens=plan.daily_tokens,
         requests_per_minute=plan.requests_per_minute,
         concurrent_runs=plan.concurrent_runs,

@@ -28,7 +28,11 @@ class Plan(models.Model):
     )
     monthly_price_micros = models.BigIntegerField(default=0, help_text="Shown on the pricing page; Stripe charges.")
     yearly_price_micros = models.BigIntegerField(default=0, help_text="Shown on the pricing page; Stripe charges.")
-    tiers = models.ManyToManyField("assistant.ModelTier", blank=True, related_name="plans")
+    # The model tiers this plan unlocks, by slug: data, not a foreign key, so that billing
+    # depends on no other app (a tier's details belong to assistant; docs/billing.md).
+    model_tier_slugs = models.JSONField(
+        default=list, blank=True, help_text="Slugs of the model tiers this plan unlocks."
+    )
     daily_tokens = models.PositiveIntegerField(help_text="Prompt + completion tokens per UTC day.")
     requests_per_minute = models.PositiveIntegerField()
     concurrent_runs = models.PositiveSmallIntegerField(default=1)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from assistant.models import ModelTier
 from billing.models import Plan
 
 
@@ -59,8 +58,10 @@ def seed_demo(*, stdout) -> None:
                 "max_context": spec.max_context,
                 "ads_enabled": spec.ads_enabled,
                 "sort_order": spec.sort_order,
+                "model_tier_slugs": list(spec.tiers),
             },
         )
-        if created or not plan.tiers.exists():
-            plan.tiers.add(*ModelTier.objects.filter(slug__in=spec.tiers))
+        if not created and not plan.model_tier_slugs:
+            plan.model_tier_slugs = list(spec.tiers)
+            plan.save(update_fields=["model_tier_slugs"])
     stdout.write(f"Plans: {', '.join(Plan.objects.values_list('name', flat=True))}")

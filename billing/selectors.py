@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from billing.entitlements import Entitlements, active_grant, entitlements_for, entitling_subscription
 from billing.models import Customer, Plan, PlanGrant, Subscription
@@ -14,12 +16,27 @@ from billing.quotas import QuotaUsageToday, quota_subject_for, quota_usage_today
 
 
 def plans_for_pricing() -> QuerySet[Plan]:
-    return Plan.objects.filter(is_active=True).prefetch_related("tiers").order_by("sort_order", "slug")
+    return Plan.objects.filter(is_active=True).order_by("sort_order", "slug")
 
 
 def plan_unlocking(*, tier_slug: str) -> Plan | None:
     """The cheapest plan on sale that unlocks a model tier (shown beside a locked tier)."""
-    return Plan.objects.filter(is_active=True, tiers__slug=tier_slug).order_by("sort_order", "monthly_price_micros").first()
+    # A handful of plans: read in order and look in each one's slugs (a JSON "contains"
+    # lookup is not portable to SQLite).
+    for plan in Plan.objects.filter(is_active=True).order_by("sort_order", "monthly_price_micros"):
+        if tier_slug in plan.model_tier_slugs:
+            return plan
+    return None
+
+
+def model_tier_names() -> dict[str, str]:
+    """Display name of every model tier by slug, in display order.
+
+    The tiers are assistant's; billing learns their names from the provider that
+    settings.BILLING_MODEL_TIER_NAMES names (a callable returning (slug, name) pairs), so
+    billing imports no other app and the dependency is wired in the settings.
+    """
+    return dict(import_string(settings.BILLING_MODEL_TIER_NAMES)())
 
 
 @dataclass(frozen=True)

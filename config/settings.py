@@ -330,6 +330,9 @@ BILLING_GUEST_DAILY_TOKENS = env.int("BILLING_GUEST_DAILY_TOKENS", default=20_00
 BILLING_GUEST_REQUESTS_PER_MINUTE = env.int("BILLING_GUEST_REQUESTS_PER_MINUTE", default=4)
 BILLING_GUEST_CONCURRENT_RUNS = env.int("BILLING_GUEST_CONCURRENT_RUNS", default=1)
 BILLING_GUEST_MAX_CONTEXT = env.int("BILLING_GUEST_MAX_CONTEXT", default=4096)
+# Where billing learns the model tiers' names (plans hold tier slugs; billing imports no
+# other app): a callable returning (slug, display name) pairs in display order.
+BILLING_MODEL_TIER_NAMES = "assistant.selectors.tier_names"
 
 # --- logging ---------------------------------------------------------------------
 LOGGING = {

@@ -7,7 +7,7 @@ from django.contrib.humanize.templatetags.humanize import intcomma
 
 from billing.entitlements import Entitlements
 from billing.models import Plan
-from billing.selectors import AccountPlan, account_plan
+from billing.selectors import AccountPlan, account_plan, model_tier_names
 
 register = template.Library()
 
@@ -31,12 +31,8 @@ def _k(tokens: int) -> str:
 @register.filter
 def limits_in_words(source: Plan | Entitlements) -> list[str]:
     """The limits of a plan as short sentences for people, not engineers."""
-    if isinstance(source, Plan):
-        tiers = [tier.display_name for tier in source.tiers.all()]
-    else:
-        from assistant.models import ModelTier
-
-        tiers = list(ModelTier.objects.filter(slug__in=source.tier_slugs).values_list("display_name", flat=True))
+    slugs = set(source.model_tier_slugs if isinstance(source, Plan) else source.tier_slugs)
+    tiers = [name for slug, name in model_tier_names().items() if slug in slugs]
     words = int(source.daily_tokens * 0.75)
     runs = source.concurrent_runs
     lines = [

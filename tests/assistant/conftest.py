@@ -137,9 +137,8 @@ def free_plan(transactional_db, tier):
 
     plan = Plan.objects.create(
         slug="free", name="Free", daily_tokens=10_000_000, requests_per_minute=1000, concurrent_runs=2,
-        max_context=8192, ads_enabled=True, sort_order=10,
+        max_context=8192, ads_enabled=True, sort_order=10, model_tier_slugs=[tier.slug],
     )
-    plan.tiers.add(tier)
     return plan
 
 

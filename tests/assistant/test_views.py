@@ -91,10 +91,10 @@ def test_page_has_no_inline_script_and_loads_bundles(tier):
 def test_model_picker_shows_locked_tier_disabled_with_what_unlocks_it(tier, big_tier):
     from billing.models import Plan
 
-    plus = Plan.objects.create(
-        slug="plus", name="Plus", daily_tokens=1, requests_per_minute=1, max_context=1, sort_order=20
+    Plan.objects.create(
+        slug="plus", name="Plus", daily_tokens=1, requests_per_minute=1, max_context=1, sort_order=20,
+        model_tier_slugs=[tier.slug, big_tier.slug],
     )
-    plus.tiers.add(tier, big_tier)
     body = Client().get("/").content.decode()
     assert (
         '<option value="llama-3.1-8b" selected data-served-by="SmolLM2-135M-Instruct (embedded llama.cpp server, CPU)">'

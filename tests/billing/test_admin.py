@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 
+from billing.entitlements import entitlements_from_plan
 from billing.ledger import ledger_credit
 from billing.models import LedgerEntry, PlanGrant
+from billing.selectors import plan_unlocking
 from tests.billing.factories import BalanceAccountFactory, SubscriptionFactory
 
 
@@ -44,3 +48,32 @@ def test_ledger_entries_are_read_only_in_the_admin(client, staff_user, db):
     assert LedgerEntry.objects.count() == 1
     page = client.get(reverse("admin:billing_balanceaccount_changelist")).content.decode()
     assert "$3.00" in page
+
+
+def test_staff_choose_the_tiers_a_plan_unlocks_from_the_admin(client, staff_user, plans):
+    plus = plans["plus"]
+    client.force_login(staff_user)
+    url = reverse("admin:billing_plan_change", args=[plus.pk])
+    page = client.get(url).content.decode()
+    # One checkbox per model tier, by its name; the plan's tiers ticked.
+    assert re.search(r'<input type="checkbox" name="model_tier_slugs" value="llama-3.1-70b"[^>]*checked', page)
+    assert not re.search(r'<input type="checkbox" name="model_tier_slugs" value="llama-3.1-405b"[^>]*checked', page)
+    assert "Llama 3.1 405B</label>" in page
+
+    data = {
+        "name": plus.name, "slug": plus.slug, "description": plus.description, "is_active": "on",
+        "sort_order": plus.sort_order, "stripe_monthly_lookup_key": plus.stripe_monthly_lookup_key,
+        "stripe_yearly_lookup_key": plus.stripe_yearly_lookup_key, "monthly_price_micros": plus.monthly_price_micros,
+        "yearly_price_micros": plus.yearly_price_micros, "model_tier_slugs": ["llama-3.1-8b", "llama-3.1-405b"],
+        "daily_tokens": plus.daily_tokens, "requests_per_minute": plus.requests_per_minute,
+        "concurrent_runs": plus.concurrent_runs, "max_context": plus.max_context,
+    }
+    response = client.post(url, data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    plus.refresh_from_db()
+    assert plus.model_tier_slugs == ["llama-3.1-8b", "llama-3.1-405b"]
+    assert entitlements_from_plan(plan=plus).tier_slugs == frozenset({"llama-3.1-8b", "llama-3.1-405b"})
+    assert plan_unlocking(tier_slug="llama-3.1-405b").slug == "plus"
+
+    filtered = client.get(reverse("admin:billing_plan_changelist") + "?model_tier=llama-3.1-70b").content.decode()
+    assert re.findall(r'<th class="field-name"><a href="[^"]*">([^<]+)</a>', filtered) == ["Pro"]

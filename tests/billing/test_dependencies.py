@@ -1,0 +1,45 @@
+"""Dependencies point one way: assistant uses ads and billing, ads uses billing, billing uses neither."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from django.apps import apps
+from django.conf import settings
+
+BILLING = Path(__file__).resolve().parents[2] / "billing"
+ABOVE_BILLING = ("assistant", "ads")
+
+
+def _imported_modules(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+    return names
+
+
+def test_billing_code_imports_neither_assistant_nor_ads():
+    offenders = sorted(
+        f"{path.relative_to(BILLING.parent)}: {name}"
+        for path in BILLING.rglob("*.py")
+        if "migrations" not in path.parts  # history: the M2M to assistant.ModelTier was there once
+        for name in _imported_modules(path)
+        if name.split(".")[0] in ABOVE_BILLING
+    )
+    assert offenders == []
+
+
+def test_billing_tables_point_at_no_table_of_assistant_or_ads():
+    allowed = {"billing", apps.get_model(settings.AUTH_USER_MODEL)._meta.app_label}
+    relations = sorted(
+        f"{model.__name__}.{field.name} -> {field.related_model._meta.label}"
+        for model in apps.get_app_config("billing").get_models()
+        for field in model._meta.get_fields()
+        if field.is_relation and field.related_model is not None and not field.auto_created
+        and field.related_model._meta.app_label not in allowed
+    )
+    assert relations == []
