@@ -43,11 +43,28 @@ def reserve_micros(bid_type: str) -> int:
     return RESERVE_CPC_MICROS if bid_type == "cpc" else RESERVE_CPM_MICROS
 
 
+def bid_meets_reserve(*, bid_type: str, bid_micros: int) -> bool:
+    """Bids under their reserve take no part in the auction."""
+    return bid_micros >= reserve_micros(bid_type)
+
+
+def expected_value_micros(*, bid_type: str, bid_micros: int, pctr: float) -> float:
+    """Expected micros per impression before relevance: the bid per click times pCTR,
+    or the bid per thousand impressions over 1000."""
+    if bid_type == "cpc":
+        return bid_micros * pctr
+    return bid_micros / 1000.0
+
+
 def rank_score(*, bid_type: str, bid_micros: int, pctr: float, relevance: float) -> float:
     """Expected micros per impression, weighted by relevance."""
-    if bid_type == "cpc":
-        return bid_micros * pctr * relevance
-    return bid_micros / 1000.0 * relevance
+    return expected_value_micros(bid_type=bid_type, bid_micros=bid_micros, pctr=pctr) * relevance
+
+
+def event_cost_max_micros(*, bid_type: str, bid_micros: int) -> int:
+    """The most one billable event can cost: a click its bid (CPC), an impression its
+    share of the bid per thousand (CPM)."""
+    return bid_micros if bid_type == "cpc" else impression_cost_micros(bid_micros)
 
 
 @dataclass(frozen=True)
@@ -90,7 +107,7 @@ def second_price(*, winner: Bid, runner_up: Bid | None) -> int:
 def run_auction(bids: list[Bid]) -> AuctionResult | None:
     """The highest score wins (ties: the lower bid, then input order); the runner-up is
     the best bid from another advertiser. Bids under their reserve take no part."""
-    eligible = [b for b in bids if b.bid_micros >= reserve_micros(b.bid_type) and b.relevance > 0]
+    eligible = [b for b in bids if bid_meets_reserve(bid_type=b.bid_type, bid_micros=b.bid_micros) and b.relevance > 0]
     if not eligible:
         return None
     order = sorted(range(len(eligible)), key=lambda i: (-eligible[i].score, eligible[i].bid_micros, i))

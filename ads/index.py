@@ -136,16 +136,15 @@ class CampaignIndex:
     campaign: np.ndarray
     advertiser: np.ndarray
     bid: np.ndarray
-    value: np.ndarray  # expected micros per impression before relevance
-    is_cpc: np.ndarray
+    value: np.ndarray  # expected micros per impression before relevance (auction.expected_value_micros)
     language: np.ndarray
     starts: np.ndarray  # epoch seconds, -inf when none
     ends: np.ndarray  # epoch seconds, +inf when none
     even: np.ndarray
     daily: np.ndarray
     lifetime: np.ndarray
-    max_cost: np.ndarray
-    reserve_ok: np.ndarray
+    max_cost: np.ndarray  # the most one event can cost (auction.event_cost_max_micros)
+    reserve_ok: np.ndarray  # auction.bid_meets_reserve
     spent: np.ndarray
     spent_today: np.ndarray
     spend_day: np.ndarray  # date ordinal, or -1
@@ -217,9 +216,10 @@ def build_index(
             single_exact.setdefault(kw.words[0], []).append(pattern)
         else:
             single_stem.setdefault(kw.stems[0], []).append(pattern)
-    is_cpc = np.array([e.bid_type == "cpc" for e in entries], dtype=bool)
-    bid = np.array([e.bid_micros for e in entries], dtype=np.int64)
-    pctr = np.array([e.pctr for e in entries], dtype=np.float64)
+    # The auction's own rules, per entry: the vectorised selection reads these columns.
+    value = [auction.expected_value_micros(bid_type=e.bid_type, bid_micros=e.bid_micros, pctr=e.pctr) for e in entries]
+    max_cost = [auction.event_cost_max_micros(bid_type=e.bid_type, bid_micros=e.bid_micros) for e in entries]
+    reserve_ok = [auction.bid_meets_reserve(bid_type=e.bid_type, bid_micros=e.bid_micros) for e in entries]
     return CampaignIndex(
         entries=entries,
         vectors=matrix,
@@ -229,17 +229,16 @@ def build_index(
         entries_by_campaign=by_campaign,
         campaign=np.array([e.campaign_id for e in entries], dtype=np.int64),
         advertiser=np.array([e.advertiser_id for e in entries], dtype=np.int64),
-        bid=bid,
-        value=np.where(is_cpc, bid * pctr, bid / 1000.0),
-        is_cpc=is_cpc,
+        bid=np.array([e.bid_micros for e in entries], dtype=np.int64),
+        value=np.array(value, dtype=np.float64),
         language=np.array([e.language or "" for e in entries], dtype="<U8"),
         starts=np.array([e.starts_at.timestamp() if e.starts_at else -np.inf for e in entries], dtype=np.float64),
         ends=np.array([e.ends_at.timestamp() if e.ends_at else np.inf for e in entries], dtype=np.float64),
         even=np.array([e.pacing == "even" for e in entries], dtype=bool),
         daily=np.array([e.daily_budget_micros for e in entries], dtype=np.int64),
         lifetime=np.array([e.lifetime_budget_micros for e in entries], dtype=np.int64),
-        max_cost=np.where(is_cpc, bid, -(-bid // 1000)),
-        reserve_ok=bid >= np.where(is_cpc, auction.RESERVE_CPC_MICROS, auction.RESERVE_CPM_MICROS),
+        max_cost=np.array(max_cost, dtype=np.int64),
+        reserve_ok=np.array(reserve_ok, dtype=bool),
         spent=np.array([e.spent_micros for e in entries], dtype=np.int64),
         spent_today=np.array([e.spent_today_micros for e in entries], dtype=np.int64),
         spend_day=np.array([e.spend_day.toordinal() if e.spend_day else _NO_DAY for e in entries], dtype=np.int64),
@@ -380,13 +379,15 @@ def select(
     relevance = 1.0 - (1.0 - kws) * (1.0 - emb_rel)
     ts = now.timestamp()
     today = now.date().toordinal()
-    daily = index.daily[idx]
-    spent_today = np.where(index.spend_day[idx] == today, index.spent_today[idx], 0)
-    slack = np.maximum(index.max_cost[idx], (daily * pacing.EVEN_SLACK_FRACTION).astype(np.int64))
-    allowance = np.where(
-        index.even[idx], np.minimum(daily, (daily * pacing.day_fraction(now)).astype(np.int64) + slack), daily
+    paced_ok = pacing.pacing_allows(
+        even=index.even[idx],
+        daily_budget_micros=index.daily[idx],
+        lifetime_budget_micros=index.lifetime[idx],
+        spent_micros=index.spent[idx],
+        spent_today_micros=np.where(index.spend_day[idx] == today, index.spent_today[idx], 0),
+        max_cost_micros=index.max_cost[idx],
+        now=now,
     )
-    paced_ok = (index.spent[idx] < index.lifetime[idx]) & (spent_today < daily) & (spent_today < allowance)
     lang = index.language[idx]
     conditions = [
         negative[idx],

@@ -69,19 +69,14 @@ def simulate(campaign: Campaign, *, start: datetime, minutes: int, step: int = 5
 
 
 def test_even_allowance_follows_the_clock():
-    state = pacing.SpendState(
-        pacing="even",
-        daily_budget_micros=24_000_000,
-        lifetime_budget_micros=10**12,
-        spent_today_micros=0,
-        spent_micros=0,
-        max_cost_micros=100_000,
-    )
+    budget = {"daily_budget_micros": 24_000_000, "max_cost_micros": 100_000}
     # 6:00 -> a quarter of the budget, plus the slack (2% of the daily budget = 480_000)
-    assert pacing.spend_allowance_micros(state, DAY + timedelta(hours=6)) == 6_000_000 + 480_000
-    assert pacing.spend_allowance_micros(state, DAY + timedelta(hours=23, minutes=59)) == 24_000_000
-    asap = pacing.SpendState(**{**state.__dict__, "pacing": "asap"})
-    assert pacing.spend_allowance_micros(asap, DAY) == 24_000_000
+    assert pacing.spend_allowance_micros(even=True, now=DAY + timedelta(hours=6), **budget) == 6_000_000 + 480_000
+    assert pacing.spend_allowance_micros(even=True, now=DAY + timedelta(hours=23, minutes=59), **budget) == 24_000_000
+    assert pacing.spend_allowance_micros(even=False, now=DAY, **budget) == 24_000_000  # ASAP: all of it at once
+    # a bid bigger than 2% of the budget is the slack instead: one event in flight never freezes the campaign
+    big_bid = {"daily_budget_micros": 24_000_000, "max_cost_micros": 1_000_000}
+    assert pacing.spend_allowance_micros(even=True, now=DAY, **big_bid) == 1_000_000
 
 
 @pytest.mark.django_db

@@ -127,3 +127,24 @@ export function acknowledgeWhenVisible(card, ackUrl, post) {
     observer.observe(card);
   });
 }
+
+/**
+ * An `ad` frame: its card goes right after the answer it belongs to (or the last answer),
+ * once per impression, and only on the conversation it was chosen for.
+ */
+export function showAd(msg, page, ask) {
+  const { thread } = page.els;
+  const { state } = page;
+  const ad = msg.ad;
+  if (!ad || msg.conversation_id !== state.conversationId) return;
+  if (ad.impression_id && thread.querySelector(`.ad-card[data-impression-id="${CSS.escape(ad.impression_id)}"]`)) return;
+  const card = buildAdCard(ad, { conversationId: state.conversationId, post: page.post, ask });
+  card.dataset.runId = msg.run_id || "";
+  const v = msg.run_id ? state.views.get(msg.run_id) : null;
+  const anchor = v?.el?.isConnected ? v.el : [...thread.querySelectorAll(".msg-assistant")].pop();
+  const stick = page.nearBottom(); // the reader is at the answer's end: bring the card into view too
+  if (anchor) anchor.after(card);
+  else thread.append(card);
+  if (stick) page.scrollToBottom();
+  acknowledgeWhenVisible(card, ad.ack_url, page.post);
+}

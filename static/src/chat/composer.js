@@ -1,0 +1,103 @@
+// The composer: the message box (character count, auto-height, Enter to send), the Stop
+// button and Escape, sending a message, and sending a failed one again (Retry).
+import { BUSY } from "./page.js";
+import { userMessageEl } from "./messages.js";
+
+export function createComposer(page, { socket, stream }) {
+  const { thread, composer, input, counter, sendButton, stopButton } = page.els;
+  const { state } = page;
+
+  function updateCounter() {
+    const n = input.value.length;
+    counter.textContent = `${n.toLocaleString()} / ${state.maxChars.toLocaleString()}`;
+    const over = n > state.maxChars;
+    counter.classList.toggle("over", over);
+    input.setAttribute("aria-invalid", over ? "true" : "false");
+    sendButton.disabled = over || !input.value.trim();
+  }
+
+  function autosize() {
+    input.style.height = "auto";
+    input.style.height = `${Math.min(input.scrollHeight, 240)}px`;
+  }
+
+  /** Sends `text` as a new turn; false (with a toast saying why) when it cannot go now. */
+  function sendMessage(text) {
+    const content = text.trim();
+    if (!content) return false;
+    if (content.length > state.maxChars) {
+      page.showToast(`Your message is ${content.length} characters; the limit is ${state.maxChars}.`);
+      return false;
+    }
+    if (state.view) {
+      page.showToast(BUSY);
+      return false;
+    }
+    if (!socket.isOpen()) {
+      page.showToast("Not connected yet — Lhama is reconnecting. Your message is kept.", "offline");
+      return false;
+    }
+    page.showToast("");
+    const userEl = userMessageEl(content);
+    thread.append(userEl);
+    stream.dispatch({ type: "message.send", content }, userEl);
+    return true;
+  }
+
+  /** The Retry button of a failed answer. */
+  function retryView(v) {
+    if (state.view) return page.showToast(BUSY);
+    const userId = v.userEl?.dataset.messageId;
+    const content = v.retry?.content ?? v.userEl?.querySelector(".msg-body")?.dataset.raw ?? "";
+    v.el.remove();
+    const adCard = thread.querySelector(`.ad-card[data-run-id="${v.runId}"]`);
+    if (adCard) adCard.remove();
+    if (userId) {
+      // Edit-and-resend with the same text re-runs the turn without a duplicate message.
+      stream.dispatch({ type: "message.edit", message_id: userId, content }, v.userEl);
+    } else {
+      if (v.userEl) v.userEl.remove();
+      sendMessage(content);
+    }
+  }
+
+  input.addEventListener("input", () => {
+    updateCounter();
+    autosize();
+  });
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      composer.requestSubmit();
+    }
+  });
+  composer.addEventListener("submit", (event) => {
+    event.preventDefault();
+    if (sendMessage(input.value)) {
+      input.value = "";
+      updateCounter();
+      autosize();
+    }
+  });
+  stopButton.addEventListener("click", () => {
+    const { view } = state;
+    if (view && view.runId) socket.send({ type: "run.stop", run_id: view.runId });
+    else if (view) {
+      view.stopRequested = true; // stop it as soon as the server says which run it is
+      stream.failView(view, { message: "Stopped before the answer started.", retryable: true });
+    }
+  });
+  document.addEventListener("keydown", (event) => {
+    const { view } = state;
+    if (event.key === "Escape" && view && view.runId && document.activeElement === input) {
+      socket.send({ type: "run.stop", run_id: view.runId });
+    }
+  });
+
+  /** What a sponsored question does: ask it now, or leave it in the box when it cannot go yet. */
+  function ask(question) {
+    if (!sendMessage(question)) input.value = question;
+  }
+
+  return { updateCounter, sendMessage, retryView, ask };
+}
