@@ -25,7 +25,7 @@ from ads.models import (
     Impression,
 )
 from ads.services import campaigns, review
-from billing.ledger import balance_micros, ledger_credit
+from billing.public import balance_micros, ledger_credit
 
 
 def usd(micros: int | None, places: int = 2) -> str:
@@ -57,7 +57,7 @@ class AdvertiserAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change) -> None:
         if not change and not obj.balance_account_id:
-            from billing.ledger import balance_account_create
+            from billing.public import balance_account_create
 
             obj.balance_account = balance_account_create(name=f"Advertiser: {obj.name}"[:200])
         super().save_model(request, obj, form, change)

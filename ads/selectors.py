@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from django.db.models import Count, Q, QuerySet, Sum
 
 from ads.models import Advertiser, AdvertiserMembership, Campaign, CampaignStatDaily, Creative, Impression
-from billing.ledger import balance_micros
+from billing.public import balance_micros
 
 ROLE_RANK = {
     AdvertiserMembership.Role.VIEWER: 0,

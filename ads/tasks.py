@@ -35,7 +35,7 @@ def campaigns_resume_funded() -> None:
 @shared_task(name="ads.send_low_balance_notice", ignore_result=True)
 def send_low_balance_notice(advertiser_id: int) -> None:
     from ads.models import Advertiser, AdvertiserMembership
-    from billing.ledger import balance_micros
+    from billing.public import balance_micros
 
     advertiser = Advertiser.objects.filter(pk=advertiser_id, low_balance_notified_at__isnull=False).first()
     if advertiser is None:

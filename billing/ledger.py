@@ -50,6 +50,11 @@ def balance_micros(*, account_id: int) -> int:
     return latest or 0
 
 
+def ledger_reference_exists(*, reference: str) -> bool:
+    """Whether a movement with this reference (its idempotency key) was already written."""
+    return LedgerEntry.objects.filter(reference=reference).exists()
+
+
 def balance_micros_summed(*, account_id: int) -> int:
     """The balance recomputed from every entry (audits and tests; equals balance_micros)."""
     return LedgerEntry.objects.filter(account_id=account_id).aggregate(total=Sum("amount_micros"))["total"] or 0

@@ -24,6 +24,7 @@ from billing.ledger import (
     balance_micros,
     ledger_credit,
     ledger_debit,
+    ledger_reference_exists,
     topup_checkout_create,
 )
 from billing.quotas import QuotaExceeded, Reservation, quota_release, quota_reserve, quota_settle, quota_subject_for
@@ -48,6 +49,7 @@ __all__ = [
     "balance_micros",
     "ledger_credit",
     "ledger_debit",
+    "ledger_reference_exists",
     # top-ups through Stripe Checkout (ads dashboard)
     "BillingNotConfigured",
     "MAX_TOPUP_MICROS",

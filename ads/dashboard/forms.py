@@ -17,7 +17,7 @@ from ads.models import Advertiser, AdvertiserMembership, Campaign, Creative
 from ads.services.review import creative_check
 
 # Billing's limits on one top-up (Stripe Checkout in payment mode).
-from billing.checkout import MAX_TOPUP_MICROS, MIN_TOPUP_MICROS
+from billing.public import MAX_TOPUP_MICROS, MIN_TOPUP_MICROS
 
 LANGUAGE_CHOICES = [
     ("", "Any language"),

@@ -38,9 +38,7 @@ from ads.dashboard.forms import (
 from ads.dashboard.money import format_usd
 from ads.models import AdvertiserMembership, Campaign, Creative
 from ads.services import campaigns, decision, review
-from billing.ledger import topup_checkout_create
-from billing.services import BillingNotConfigured
-from billing.stripe_api import stripe_configured
+from billing.public import BillingNotConfigured, stripe_configured, topup_checkout_create
 
 SESSION_ADVERTISER = "ads_advertiser_id"
 Role = AdvertiserMembership.Role

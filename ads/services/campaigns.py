@@ -12,7 +12,7 @@ from ads import index as ad_index
 from ads.matching import Keyword, parse_keywords
 from ads.models import Advertiser, AdvertiserMembership, Campaign, CampaignKeyword, Creative
 from ads.services.review import creative_fields
-from billing.ledger import balance_account_create, balance_micros
+from billing.public import balance_account_create, balance_micros
 
 # --- advertisers ------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from ads import auction, tracking
 from ads import index as ad_index
 from ads.models import AdFeedback, Advertiser, Campaign, Click, Creative, Impression
 from ads.services.review import landing_url_is_https
-from billing.ledger import InsufficientBalance, balance_micros, ledger_debit
+from billing.public import InsufficientBalance, balance_micros, ledger_debit
 
 
 class NotFound(Exception):

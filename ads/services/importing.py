@@ -29,7 +29,7 @@ from ads.services.campaigns import (
     campaign_update,
 )
 from ads.services.review import creative_approve, creative_check, creative_create, creative_update
-from billing.ledger import LedgerEntry, ledger_credit
+from billing.public import ledger_credit, ledger_reference_exists
 
 ADVERTISER_KEYS = {
     "name",
@@ -257,7 +257,7 @@ def ads_import(*, data, auto_approve: bool = False, reviewer=None, source: str =
             if item["credit"]:
                 # One credit per advertiser, file source and amount: importing again credits nothing more.
                 reference = f"ads-import:{source}:{advertiser.pk}:{item['credit']}"
-                if not LedgerEntry.objects.filter(reference=reference).exists():
+                if not ledger_reference_exists(reference=reference):
                     ledger_credit(
                         account_id=advertiser.balance_account_id,
                         amount_micros=item["credit"],

@@ -1,4 +1,5 @@
-"""Dependencies point one way: assistant uses ads and billing, ads uses billing, billing uses neither."""
+"""Dependencies point one way: assistant uses ads and billing, ads uses billing, billing uses neither;
+the apps above billing use it through one module, billing.public."""
 
 from __future__ import annotations
 
@@ -43,3 +44,16 @@ def test_billing_tables_point_at_no_table_of_assistant_or_ads():
         and field.related_model._meta.app_label not in allowed
     )
     assert relations == []
+
+
+def test_assistant_and_ads_reach_billing_only_through_billing_public():
+    root = BILLING.parent
+    offenders = sorted(
+        f"{path.relative_to(root)}: {name}"
+        for app in ABOVE_BILLING
+        for path in (root / app).rglob("*.py")
+        if "migrations" not in path.parts
+        for name in _imported_modules(path)
+        if name.split(".")[0] == "billing" and name != "billing.public"
+    )
+    assert offenders == []
