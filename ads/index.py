@@ -626,7 +626,7 @@ def invalidate() -> None:
 
 
 def _sync_mode() -> bool:
-    return bool(getattr(settings, "ADS_INDEX_SYNC", False))
+    return settings.ADS_INDEX_SYNC
 
 
 def _rebuild(full: bool) -> None:

@@ -19,18 +19,6 @@ from django.urls import reverse
 CLICK_SALT = "lhama.ads.click"
 
 
-def click_max_age_s() -> int:
-    return int(getattr(settings, "ADS_CLICK_MAX_AGE_S", 24 * 3600))
-
-
-def duplicate_click_window_s() -> int:
-    return int(getattr(settings, "ADS_DUPLICATE_CLICK_WINDOW_S", 30 * 60))
-
-
-def impression_ack_window_s() -> int:
-    return int(getattr(settings, "ADS_IMPRESSION_ACK_WINDOW_S", 3600))
-
-
 def click_token(*, impression_id: str, creative_id: int) -> str:
     return signing.dumps({"i": str(impression_id), "c": int(creative_id)}, salt=CLICK_SALT, compress=False)
 
@@ -51,7 +39,7 @@ def click_token_read(token: str) -> ClickToken:
     if not isinstance(payload, dict) or not isinstance(payload.get("i"), str) or not isinstance(payload.get("c"), int):
         return ClickToken(None, None, "tampered")
     try:
-        signing.loads(token, salt=CLICK_SALT, max_age=click_max_age_s())
+        signing.loads(token, salt=CLICK_SALT, max_age=settings.ADS_CLICK_MAX_AGE_S)
     except signing.SignatureExpired:
         return ClickToken(payload["i"], payload["c"], "expired")
     except signing.BadSignature:

@@ -312,6 +312,7 @@ ADS_DECISION_BUDGET_S = env.float("ADS_DECISION_BUDGET_S", default=0.25)  # late
 ADS_CLICK_MAX_AGE_S = env.int("ADS_CLICK_MAX_AGE_S", default=24 * 3600)  # signed click URLs expire
 ADS_DUPLICATE_CLICK_WINDOW_S = env.int("ADS_DUPLICATE_CLICK_WINDOW_S", default=30 * 60)
 ADS_IMPRESSION_ACK_WINDOW_S = env.int("ADS_IMPRESSION_ACK_WINDOW_S", default=3600)
+ADS_INDEX_SYNC = env.bool("ADS_INDEX_SYNC", default=False)  # rebuild the campaign index in the caller (tests)
 
 # --- stripe ----------------------------------------------------------------------
 STRIPE_SECRET_KEY = get_mandatory("STRIPE_SECRET_KEY")

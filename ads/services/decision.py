@@ -218,7 +218,7 @@ def _engine_ready() -> bool:
     (rather than a late one that would be served but never shown) while a background
     thread loads them."""
     global _warming
-    if getattr(settings, "ADS_INDEX_SYNC", False):
+    if settings.ADS_INDEX_SYNC:
         return True
     if embeddings.is_loaded() and sensitive.is_loaded() and ad_index.is_loaded():
         return True

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -131,7 +132,7 @@ def impression_acknowledge(
     reason = ""
     if tracking.is_bot(user_agent):
         reason = "bot"
-    elif (now - impression.served_at).total_seconds() > tracking.impression_ack_window_s():
+    elif (now - impression.served_at).total_seconds() > settings.ADS_IMPRESSION_ACK_WINDOW_S:
         reason = "late"
     with transaction.atomic():
         updated = Impression.objects.filter(pk=impression.pk, acknowledged_at__isnull=True).update(
@@ -197,7 +198,7 @@ def click_record(*, token: str, user_agent: str, viewer: str = "", now: datetime
         landing = creative.landing_url
         if tracking.is_bot(ua):
             return ClickResult(Click.objects.create(**base, invalid_reason=Click.InvalidReason.BOT), landing)
-        window_start = now - timedelta(seconds=tracking.duplicate_click_window_s())
+        window_start = now - timedelta(seconds=settings.ADS_DUPLICATE_CLICK_WINDOW_S)
         duplicate = Click.objects.filter(impression=impression, is_valid=True, clicked_at__gte=window_start).exists()
         if not duplicate and viewer:
             duplicate = Click.objects.filter(
