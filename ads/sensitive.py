@@ -1,20 +1,40 @@
 """The sensitive-topic gate: no ad when a conversation touches health, mental
 health, politics, religion, sexuality, ethnicity, trade unions and the like.
 
-Two independent checks, either one is enough to refuse an ad:
-1. a maintained term list (word-boundary regular expressions, below), and
-2. a classifier: the conversation's sentence embedding compared with a centroid of
-   descriptive sentences per topic (all-MiniLM-L6-v2, the model used for matching).
-The list catches the explicit words; the classifier catches the same topics said
-in other words ("I can't stop crying and I don't see the point any more").
-Edit the lists here; tests/ads/test_matching.py measures them on labelled data.
+The gate (for the decision to call per turn):
+- `turns_sensitive(turns: list[str]) -> SensitiveResult | None` — the first turn of
+  the window that is sensitive, or None. Every turn is checked on its own and in
+  full: first the term lists below (the floor), then a logistic-regression model over
+  the turn's all-MiniLM-L6-v2 embeddings (ads/embeddings.py). A turn longer than
+  the model's window (48 tokens, a little over the longest training turn's 42) is
+  cut into its sentences (embeddings.windows) and each is scored on its own, so
+  nothing is truncated and one sensitive sentence is not diluted by the rest of
+  the turn. Any one turn (window) over the model's frozen threshold blocks.
+  The result carries `turn` (its index in `turns`) and `method` "terms" or "model".
+- `turn_sensitive(text) -> SensitiveResult | None` — the same for one turn.
+- `turn_probability(text) -> float` — the model's highest window probability.
+The model is ads/data/gate_model.npz: weights, bias, threshold and per-topic
+centroids (which topic a model hit is reported as), made by `manage.py
+ads_gate_train` from ads/data/gate_train.jsonl (ads/sensitive_training.py). Its
+measured error on the held-out conversations (tests/ads/data/gate_heldout.jsonl)
+is in docs/ads.md, "Sensitive topics", and asserted by tests/ads/test_sensitive_gate.py.
+
+Also here, as the decision path uses them today:
+- `match_terms(text)` — the term lists (word-boundary regular expressions).
+- `match_classifier(vector)` / `classify(vector)` — the earlier check: the vector of
+  the whole (truncated) conversation compared with centroids of descriptive
+  sentences per topic, cosine >= CLASSIFIER_THRESHOLD. It is what ads.services'
+  decision calls until the decision moves to `turns_sensitive`; it is not measured.
+- `warm_up()` loads both; `is_loaded()` says whether both are loaded.
+Edit the term lists here; retrain the model after editing the labelled set.
 """
 
 from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -312,14 +332,67 @@ _centroids: tuple[list[str], np.ndarray] | None = None
 _lock = threading.Lock()
 
 
+MODEL_PATH = Path(__file__).resolve().parent / "data" / "gate_model.npz"
+
+
 @dataclass(frozen=True)
 class SensitiveResult:
     topic: str
-    method: str  # "terms" or "classifier"
-    detail: str  # the matched term, or the similarity
+    method: str  # "terms", "model" (the per-turn gate) or "classifier" (the centroid check)
+    detail: str  # the matched term, the model's probability, or the similarity
+    turn: int | None = None  # which of the turns given to turns_sensitive()
 
     def as_dict(self) -> dict:
-        return {"topic": self.topic, "method": self.method, "detail": self.detail}
+        out: dict = {"topic": self.topic, "method": self.method, "detail": self.detail}
+        if self.turn is not None:
+            out["turn"] = self.turn
+        return out
+
+
+@dataclass(frozen=True)
+class GateModel:
+    """The per-turn model: P(sensitive | window) = sigmoid(weights . vector + bias)."""
+
+    weights: np.ndarray  # (DIM,)
+    bias: float
+    threshold: float  # a window at or over it is sensitive
+    window_tokens: int
+    topics: list[str]
+    centroids: np.ndarray  # (len(topics), DIM), normalised: which topic a hit is
+    info: dict = field(default_factory=dict)  # how it was made and its cross-validated figures
+
+    def probabilities(self, vectors: np.ndarray) -> np.ndarray:
+        logits = np.asarray(vectors, dtype=np.float64) @ self.weights + self.bias
+        return 1.0 / (1.0 + np.exp(-logits))
+
+    def topic(self, vector: np.ndarray) -> str:
+        return self.topics[int(np.argmax(self.centroids @ vector))]
+
+
+_gate_model: GateModel | None = None
+
+
+def model_load(path: Path = MODEL_PATH) -> GateModel:
+    with np.load(path, allow_pickle=False) as data:
+        info = {key[5:]: data[key].item() for key in data.files if key.startswith("info_")}
+        return GateModel(
+            weights=data["weights"].astype(np.float64),
+            bias=float(data["bias"]),
+            threshold=float(data["threshold"]),
+            window_tokens=int(data["window_tokens"]),
+            topics=[str(t) for t in data["topics"]],
+            centroids=data["centroids"].astype(np.float32),
+            info=info,
+        )
+
+
+def gate_model() -> GateModel:
+    global _gate_model
+    if _gate_model is None:
+        with _lock:
+            if _gate_model is None:
+                _gate_model = model_load()
+    return _gate_model
 
 
 def match_terms(text: str) -> SensitiveResult | None:
@@ -359,9 +432,59 @@ def match_classifier(vector: np.ndarray, *, threshold: float = CLASSIFIER_THRESH
     return None
 
 
+def _windows_of(text: str, model: GateModel) -> list[str]:
+    return embeddings.windows(text, max_tokens=model.window_tokens)
+
+
+def turn_probability(text: str) -> float:
+    """The model's probability that this turn is sensitive: its highest window's."""
+    model = gate_model()
+    return float(model.probabilities(embeddings.embed_many(_windows_of(text, model))).max())
+
+
+def turn_sensitive(text: str) -> SensitiveResult | None:
+    return turns_sensitive([text])
+
+
+def turns_sensitive(turns: list[str]) -> SensitiveResult | None:
+    """The first sensitive turn of `turns` (each checked on its own, in full), or None.
+    The term lists are checked on every turn first (cheap); then every window of
+    every turn is embedded in one batch and scored by the model."""
+    for index, text in enumerate(turns):
+        hit = match_terms(text)
+        if hit:
+            return SensitiveResult(topic=hit.topic, method=hit.method, detail=hit.detail, turn=index)
+    model = gate_model()
+    pieces: list[str] = []
+    owners: list[int] = []
+    for index, text in enumerate(turns):
+        if not (text or "").strip():
+            continue
+        for piece in _windows_of(text, model):
+            pieces.append(piece)
+            owners.append(index)
+    if not pieces:
+        return None
+    # Batched by length, so short pieces are not padded to the longest one.
+    order = sorted(range(len(pieces)), key=lambda i: len(pieces[i]))
+    vectors = np.empty((len(pieces), embeddings.DIM), dtype=np.float32)
+    vectors[order] = embeddings.embed_many([pieces[i] for i in order])
+    probabilities = model.probabilities(vectors)
+    for row in np.flatnonzero(probabilities >= model.threshold):
+        # rows are in turn order: the first over the threshold is the first sensitive turn
+        return SensitiveResult(
+            topic=model.topic(vectors[row]),
+            method="model",
+            detail=f"{probabilities[row]:.2f}",
+            turn=owners[int(row)],
+        )
+    return None
+
+
 def warm_up() -> None:
     _topic_centroids()
+    gate_model()
 
 
 def is_loaded() -> bool:
-    return _centroids is not None
+    return _centroids is not None and _gate_model is not None
