@@ -250,8 +250,8 @@ async def _finish(handle: RunHandle, *, status, error, finish_reason, usage, con
     else:
         prompt_tokens, completion_tokens = usage.prompt_tokens, usage.completion_tokens
 
-    error_code = getattr(error, "code", "") if error else ""
-    error_message = getattr(error, "message", str(error)) if error else ""
+    error_code = error.code if error else ""
+    error_message = error.message if error else ""
     # One thread hop, one transaction: the final message and the quota's settle (or
     # release, when an error left no text). On the shared ORM thread, as run_finish was:
     # on the pool it queued ahead of other chats' run_begin (measured slower at 50 chats).

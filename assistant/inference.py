@@ -110,17 +110,17 @@ def endpoint_for_tier(tier, *, timeouts: Timeouts | None = None) -> Endpoint:
         model=tier.served_model_name,
         api_key=api_key,
         tokenizer=tier.tokenizer,
-        timeouts=timeouts or default_timeouts(),
+        timeouts=timeouts or _default_timeouts(),
     )
 
 
-def default_timeouts() -> Timeouts:
+def _default_timeouts() -> Timeouts:
     from django.conf import settings
 
     return Timeouts(
-        connect=getattr(settings, "LLM_CONNECT_TIMEOUT_S", 5.0),
-        first_token=getattr(settings, "LLM_FIRST_TOKEN_TIMEOUT_S", 60.0),
-        between_tokens=getattr(settings, "LLM_BETWEEN_TOKENS_TIMEOUT_S", 30.0),
+        connect=settings.LLM_CONNECT_TIMEOUT_S,
+        first_token=settings.LLM_FIRST_TOKEN_TIMEOUT_S,
+        between_tokens=settings.LLM_BETWEEN_TOKENS_TIMEOUT_S,
     )
 
 

@@ -120,9 +120,6 @@ class InProcessRunLog(RunLog):
             finally:
                 log.waiters.discard(waiter)
 
-    def clear(self) -> None:
-        self._logs.clear()
-
 
 # --- redis streams ----------------------------------------------------------------------
 

@@ -79,14 +79,6 @@ async def _control_listener(layer, channel: str) -> None:
 _local_runs: dict[str, RunHandle] = {}
 
 
-def local_run(run_id: str) -> RunHandle | None:
-    return _local_runs.get(run_id)
-
-
-def local_runs() -> dict[str, RunHandle]:
-    return _local_runs
-
-
 async def run_launch(
     *,
     owner: Owner,

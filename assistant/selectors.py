@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db.models import Q, QuerySet
 
-from assistant.models import Conversation, GenerationRun, Message, ModelTier
+from assistant.models import Conversation, GenerationRun, ModelTier
 from billing.public import quota_subject_for
 
 
@@ -71,14 +71,6 @@ def conversation_get_shared(*, share_token: str) -> Conversation | None:
     if not share_token:
         return None
     return Conversation.objects.filter(share_token=share_token).select_related("tier").first()
-
-
-def conversation_messages(*, conversation: Conversation) -> QuerySet[Message]:
-    return conversation.messages.select_related("tier").order_by("created_at")
-
-
-def conversation_running_run(*, conversation: Conversation) -> GenerationRun | None:
-    return conversation.runs.filter(status=GenerationRun.Status.RUNNING).first()
 
 
 def run_get_for_owner(*, owner: Owner, run_id) -> GenerationRun | None:

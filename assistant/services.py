@@ -15,13 +15,14 @@ import secrets
 import threading
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
+from django.urls import reverse
 from django.utils import timezone
 
 from assistant import events
@@ -29,6 +30,15 @@ from assistant.inference import Endpoint, endpoint_for_tier, estimate_messages
 from assistant.models import Conversation, GenerationRun, Message, ModelTier
 from assistant.prompts import PromptTooLong, fit_messages, system_prompt
 from assistant.selectors import Owner, conversation_get_for_owner, parse_uuid
+from billing.public import (
+    Entitlements,
+    QuotaExceeded,
+    Reservation,
+    entitlements_for,
+    quota_release,
+    quota_reserve,
+    quota_settle,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -102,48 +112,18 @@ class RunSpec:
     max_tokens: int
     exact_fit_needed: bool
     title_needed: bool
-    reservation: Any = None
+    reservation: Reservation | None = None
     ad_request: Any = None
-    extra: dict = field(default_factory=dict)
 
 
-# --- integration with billing (C), imported lazily: the contract in docs ------------------
+# --- billing (entitlements, quotas) and ads, through their public modules ------------------
 
 
-@dataclass(frozen=True)
-class _FallbackEntitlements:
-    plan_slug: str = "free"
-    plan_name: str = "Free"
-    tier_slugs: frozenset[str] = frozenset()
-    daily_tokens: int = 10**9
-    requests_per_minute: int = 10**6
-    concurrent_runs: int = 3
-    max_context: int = 10**7
-    ads_enabled: bool = True
+def _upgrade_url() -> str:
+    return reverse("billing:pricing")
 
 
-def entitlements_for_owner(*, user) -> Any:
-    try:
-        from billing.public import entitlements_for
-    except ImportError:  # billing not installed: every active tier, no quotas
-        return _FallbackEntitlements(tier_slugs=frozenset(ModelTier.objects.values_list("slug", flat=True)))
-    return entitlements_for(user=user if user is not None and user.is_authenticated else None)
-
-
-def _upgrade_url(tier_slug: str | None = None) -> str | None:
-    from django.urls import NoReverseMatch, reverse
-
-    try:
-        return reverse("billing:pricing")
-    except NoReverseMatch:
-        return "/billing/pricing"
-
-
-def _quota_reserve(*, owner: Owner, entitlements, tokens: int):
-    try:
-        from billing.public import QuotaExceeded, quota_reserve
-    except ImportError:
-        return None
+def _quota_reserve(*, owner: Owner, entitlements: Entitlements, tokens: int) -> Reservation:
     try:
         return quota_reserve(subject=owner.subject, entitlements=entitlements, tokens=tokens)
     except QuotaExceeded as exc:
@@ -151,40 +131,35 @@ def _quota_reserve(*, owner: Owner, entitlements, tokens: int):
             exc.code,
             exc.message,
             retryable=exc.code in ("rate_limited", "concurrent_runs"),
-            reset_at=getattr(exc, "reset_at", None),
-            upgrade_url=getattr(exc, "upgrade_url", None) or _upgrade_url(),
+            reset_at=exc.reset_at,
+            upgrade_url=exc.upgrade_url or _upgrade_url(),
         ) from exc
 
 
-def quota_release_quietly(*, reservation) -> None:
+def _quota_release_quietly(*, reservation: Reservation | None) -> None:
     if reservation is None:
         return
-    from billing.public import quota_release
-
     try:
         quota_release(reservation=reservation)
     except Exception:  # a failed release must not hide the original error; the reservation has a TTL
         logger.exception("quota_release failed")
 
 
-def quota_settle_quietly(*, reservation, used_tokens: int) -> None:
+def _quota_settle_quietly(*, reservation: Reservation | None, used_tokens: int) -> None:
     if reservation is None:
         return
-    from billing.public import quota_settle
-
     try:
         quota_settle(reservation=reservation, used_tokens=used_tokens)
     except Exception:  # the answer is saved either way; the reservation has a TTL
         logger.exception("quota_settle failed")
 
 
-def _ad_request(*, owner: Owner, user, conversation_id: str, turns: list[dict], entitlements, ads_dismissed: bool):
-    if not getattr(entitlements, "ads_enabled", False) or ads_dismissed:
+def _ad_request(*, owner: Owner, user, conversation_id: str, turns: list[dict], entitlements: Entitlements,
+                ads_dismissed: bool):
+    if not entitlements.ads_enabled or ads_dismissed:
         return None
-    try:
-        from ads.services.decision import AdRequest
-    except ImportError:
-        return None
+    from ads.services.decision import AdRequest  # where used: ads calls back into this module
+
     user_turns = [t["content"] for t in turns if t["role"] == "user"][-CONTEXT_TURNS_FOR_ADS:]
     return AdRequest(
         conversation_id=conversation_id,
@@ -245,12 +220,12 @@ def run_begin(
     tier = ModelTier.objects.filter(slug=tier_slug, is_active=True).first()
     if tier is None:
         raise RunRejected("not_found", f"There is no model tier called {tier_slug!r}.")
-    entitlements = entitlements_for_owner(user=user)
+    entitlements = entitlements_for(user=user if user is not None and user.is_authenticated else None)
     if tier.slug not in entitlements.tier_slugs:
         raise RunRejected(
             "tier_locked",
             f"{tier.display_name} is not included in your plan ({entitlements.plan_name}).",
-            upgrade_url=_upgrade_url(tier.slug),
+            upgrade_url=_upgrade_url(),
         )
 
     conversation: Conversation | None = None
@@ -283,12 +258,9 @@ def run_begin(
             )
             if parent is None:
                 raise RunRejected("not_found", "That answer has no question to answer again.")
-            drop_from = target
-            kept = history[:position]
-        else:
-            drop_from = target
-            kept = history[:position]
-        history = kept
+        # The target and every later turn are replaced (an edit replaces its question too).
+        drop_from = target
+        history = history[:position]
 
     turns = _history_turns(history)
     if action in ("send", "edit"):
@@ -355,7 +327,7 @@ def run_begin(
                 heartbeat_at=now,
             )
     except Exception:
-        quota_release_quietly(reservation=reservation)
+        _quota_release_quietly(reservation=reservation)
         raise
 
     return RunSpec(
@@ -396,10 +368,6 @@ def run_heartbeat(*, run_id: str, assistant_message_id: str, text: str | None, s
             Message.objects.filter(pk=assistant_message_id, status=Message.Status.STREAMING).update(
                 content=text, updated_at=now
             )
-
-
-def run_mark_first_token(*, run_id: str) -> None:
-    GenerationRun.objects.filter(pk=run_id, first_token_at__isnull=True).update(first_token_at=timezone.now())
 
 
 def run_finish(
@@ -455,9 +423,9 @@ def run_end(*, reservation, release: bool, used_tokens: int, **finish: Any) -> b
     with _write_transaction():
         finished = run_finish(**finish)
         if release:
-            quota_release_quietly(reservation=reservation)
+            _quota_release_quietly(reservation=reservation)
         else:
-            quota_settle_quietly(reservation=reservation, used_tokens=used_tokens)
+            _quota_settle_quietly(reservation=reservation, used_tokens=used_tokens)
     return finished
 
 
@@ -474,7 +442,7 @@ def run_abort(*, spec: RunSpec, message: str) -> None:
         error_code="internal_error",
         error_message=message,
     )
-    quota_release_quietly(reservation=spec.reservation)
+    _quota_release_quietly(reservation=spec.reservation)
 
 
 def runs_reap_orphans(*, stale_after: timedelta | None = None) -> list[str]:
@@ -561,10 +529,6 @@ def conversations_claim_for_user(*, session_key: str, user) -> int:
     return Conversation.objects.filter(user__isnull=True, session_key=session_key).update(
         user=user, session_key="", updated_at=F("updated_at")
     )
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
 
 
 def conversation_ads_dismissed_set(*, conversation_id: str | uuid.UUID, user_id: int | None, session_key: str) -> bool:

@@ -12,11 +12,19 @@ from celery import shared_task
 # the clients that live answers on that loop are streaming through.
 
 
-@shared_task(name="assistant.conversation_title_generate", ignore_result=True)
-def conversation_title_generate(conversation_id: str) -> None:
+async def _title(conversation_id: str) -> None:
+    from assistant.inference import aclose_client
     from assistant.titles import title_generate_and_publish
 
-    asyncio.run(title_generate_and_publish(conversation_id=conversation_id))
+    try:
+        await title_generate_and_publish(conversation_id=conversation_id)
+    finally:
+        await aclose_client()
+
+
+@shared_task(name="assistant.conversation_title_generate", ignore_result=True)
+def conversation_title_generate(conversation_id: str) -> None:
+    asyncio.run(_title(conversation_id))
 
 
 async def _notify(run_ids: list[str]) -> None:

@@ -42,7 +42,7 @@ def title_from_text(text: str) -> str:
     return title or "New conversation"
 
 
-def clean_model_title(raw: str) -> str:
+def title_from_model(raw: str) -> str:
     """The model's title, tidied; empty when it is not usable as a title."""
     line = next((ln.strip() for ln in raw.strip().splitlines() if ln.strip()), "")
     if line.startswith("```"):
@@ -90,7 +90,7 @@ async def title_generate(*, conversation_id: str) -> str | None:
                     parts.append(chunk.text)
         except (InferenceError, TimeoutError) as exc:
             logger.info("title for %s from the heuristic: %s", conversation_id, exc)
-        title = clean_model_title("".join(parts))
+        title = title_from_model("".join(parts))
     title = title or title_from_text(first_message)
     saved = await database_sync_to_async(services.conversation_title_set_auto)(
         conversation_id=conversation_id, title=title
@@ -98,11 +98,17 @@ async def title_generate(*, conversation_id: str) -> str | None:
     return title if saved else None
 
 
+async def title_generate_and_publish(*, conversation_id: str) -> None:
+    """Make the title and push it to the conversation's sockets (in a Celery worker with
+    Redis, in the web process that ran the answer without)."""
+    title = await title_generate(conversation_id=conversation_id)
+    if title:
+        await events.event_send(events.title(conversation_id=conversation_id, title=title))
+
+
 async def _title_in_process(conversation_id: str) -> None:
     try:
-        title = await title_generate(conversation_id=conversation_id)
-        if title:
-            await events.event_send(events.title(conversation_id=conversation_id, title=title))
+        await title_generate_and_publish(conversation_id=conversation_id)
     except Exception:  # a title is a nicety; never let it disturb the web process
         logger.exception("title for %s failed", conversation_id)
 
@@ -117,14 +123,3 @@ async def title_schedule(*, conversation_id: str) -> None:
     _background.add(task)
     task.add_done_callback(_background.discard)
 
-
-async def title_generate_and_publish(*, conversation_id: str) -> None:
-    """The Celery task's body (runs on a short-lived event loop in the worker)."""
-    from assistant.inference import aclose_client
-
-    try:
-        title = await title_generate(conversation_id=conversation_id)
-        if title:
-            await events.event_send(events.title(conversation_id=conversation_id, title=title))
-    finally:
-        await aclose_client()

@@ -93,17 +93,27 @@ async def _runs_drained():
 
     yield
     deadline = time.monotonic() + 5
-    while runs.local_runs() and time.monotonic() < deadline:
+    while runs._local_runs and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
-    for handle in list(runs.local_runs().values()):
+    for handle in list(runs._local_runs.values()):
         handle.task.cancel()
-    runs.local_runs().clear()
+    runs._local_runs.clear()
     from assistant import titles
 
     for task in list(titles._background):
         task.cancel()
     await asyncio.sleep(0)
-    _in_process.clear()
+    _in_process._logs.clear()
+
+
+async def run_log_forget(run_id: str) -> None:
+    """A run's log expires (or the process that kept it dies)."""
+    from assistant.runlog import RedisRunLog, _in_process, _key, redis_client, run_log
+
+    if isinstance(run_log(), RedisRunLog):
+        await redis_client().delete(_key(run_id))
+    else:
+        _in_process._logs.pop(run_id, None)
 
 
 def make_tier(upstream: FakeUpstream, *, slug: str = "llama-3.1-8b", **fields) -> ModelTier:

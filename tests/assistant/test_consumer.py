@@ -11,7 +11,7 @@ from asgiref.sync import sync_to_async
 
 from assistant.models import Conversation, GenerationRun, Message
 from bench.fake_upstream import Script, words
-from tests.assistant.conftest import chat_requests, guest_session, is_title_request, open_socket
+from tests.assistant.conftest import chat_requests, guest_session, is_title_request, open_socket, run_log_forget
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("_runs_drained")]
 
@@ -249,19 +249,11 @@ async def test_subscribe_after_the_end_gets_the_final_state(upstream, tier, memb
 
 
 async def test_subscribe_when_the_log_is_gone_uses_the_saved_message(upstream, tier, member, sessions):
-    from assistant.runlog import run_log
-
     socket = await open_socket(sessions["member"])
     await socket.send(send_frame())
     frames = await socket.until("done")
     run_id = frames[0]["run_id"]
-    log = run_log()
-    if hasattr(log, "clear"):
-        log.clear()
-    else:
-        from assistant.runlog import _key, redis_client
-
-        await redis_client().delete(_key(run_id))
+    await run_log_forget(run_id)
     await socket.send({"type": "run.subscribe", "run_id": run_id, "after_seq": 0})
     resync, done = await socket.recv(), await socket.recv()
     assert (resync["text"], resync["status"]) == ("Hello, world!", "complete")
@@ -624,7 +616,7 @@ async def test_a_run_whose_process_died_is_resynced_as_interrupted(upstream, tie
     await wait_snapshot(started["assistant_message_id"])
     await socket.close()
     # The owning process dies: its task vanishes without writing anything more.
-    handle = runs.local_run(started["run_id"])
+    handle = runs._local_runs[started["run_id"]]
     handle.task.cancel()
     await asyncio.sleep(0.05)
     if not settings.REDIS_URL:

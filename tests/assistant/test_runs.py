@@ -12,10 +12,10 @@ from django.utils import timezone
 from assistant import events, runs, services
 from assistant.models import Conversation, GenerationRun, Message
 from assistant.runfollow import run_follow
-from assistant.runlog import RedisRunLog, _in_process, run_log
+from assistant.runlog import RedisRunLog
 from assistant.selectors import Owner
 from bench.fake_upstream import Script, words
-from tests.assistant.conftest import chat_requests
+from tests.assistant.conftest import chat_requests, run_log_forget
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("_runs_drained")]
 
@@ -30,17 +30,6 @@ async def follow(user, spec: services.RunSpec, *, resync: bool) -> list[dict]:
                                                 conversation_id=spec.conversation_id, resync=resync)]
 
 
-async def forget_log(run_id: str) -> None:
-    """The log expires (or its process died with it)."""
-    log = run_log()
-    if isinstance(log, RedisRunLog):
-        from assistant.runlog import _key, redis_client
-
-        await redis_client().delete(_key(run_id))
-    else:
-        _in_process._logs.pop(run_id, None)
-
-
 @sync_to_async
 def quota_today(user, plan):
     from billing.entitlements import entitlements_from_plan
@@ -51,7 +40,7 @@ def quota_today(user, plan):
 
 async def test_a_launched_run_streams_to_its_follower_and_saves_the_answer(upstream, tier, member):
     spec = await launch(member)
-    assert runs.local_run(spec.run_id) is not None  # this process owns it
+    assert runs._local_runs.get(spec.run_id) is not None  # this process owns it
     frames = await follow(member, spec, resync=False)
     deltas = frames[:-1]
     assert [f["type"] for f in deltas] == ["delta"] * len(deltas)
@@ -79,7 +68,7 @@ async def test_a_finished_run_reads_the_same_from_its_log_and_from_the_saved_mes
          "seq": live[-2]["seq"], "text": "Hello, world!", "status": "complete"},
         live[-1],
     ]
-    await forget_log(spec.run_id)
+    await run_log_forget(spec.run_id)
     assert await follow(member, spec, resync=True) == from_log
 
 
@@ -88,7 +77,7 @@ async def test_a_failed_run_reads_back_as_its_error(upstream, tier, member):
     spec = await launch(member)
     live = await follow(member, spec, resync=False)
     assert [f["type"] for f in live][-1] == "error"
-    await forget_log(spec.run_id)
+    await run_log_forget(spec.run_id)
     resync, error = await follow(member, spec, resync=True)
     assert (resync["type"], resync["text"], resync["status"]) == ("run.resync", "w0 w1 w2 ", "error")
     assert (error["type"], error["code"], error["message"], error["run_id"]) == (
@@ -151,7 +140,7 @@ async def test_a_run_whose_log_cannot_be_opened_is_ended_and_refused(upstream, t
     run = await sync_to_async(GenerationRun.objects.select_related("assistant_message").get)()
     assert (run.status, run.error_code, run.error_message) == ("error", "internal_error", events.NOT_STARTED_MESSAGE)
     assert run.assistant_message.status == "error"
-    assert runs.local_runs() == {}
+    assert runs._local_runs == {}
     assert upstream.requests == []
     usage = await quota_today(member, free_plan)
     assert (usage.tokens_reserved, usage.active_runs) == (0, 0)

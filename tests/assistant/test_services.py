@@ -265,9 +265,9 @@ def test_owner_subjects():
     ],
 )
 def test_model_titles_are_tidied_or_refused(raw, title):
-    from assistant.titles import clean_model_title
+    from assistant.titles import title_from_model
 
-    assert clean_model_title(raw) == title
+    assert title_from_model(raw) == title
 
 
 def test_heuristic_title_is_the_first_words():
