@@ -300,7 +300,6 @@ _REASONS = [
     "pacing",
     "frequency_cap",
 ]
-MAX_EXPLAINED = 20
 
 
 def select(

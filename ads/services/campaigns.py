@@ -216,13 +216,13 @@ def campaign_activate(*, campaign: Campaign) -> Campaign:
     return campaign_set_status(campaign=campaign, status=Campaign.Status.ACTIVE)
 
 
-def campaign_duplicate(*, campaign: Campaign, name: str = "") -> Campaign:
+def campaign_duplicate(*, campaign: Campaign) -> Campaign:
     """A draft copy with the same settings, keywords and creatives (which go back to review)."""
     with transaction.atomic():
         copy = Campaign.objects.create(
             advertiser=campaign.advertiser,
             **{n: getattr(campaign, n) for n in CAMPAIGN_FIELDS if n not in ("name", "status")},
-            name=(name or f"{campaign.name} (copy)")[:120],
+            name=f"{campaign.name} (copy)"[:120],
             status=Campaign.Status.DRAFT,
             hints_embedding=campaign.hints_embedding,
             hints_embedding_hash=campaign.hints_embedding_hash,
@@ -239,11 +239,6 @@ def campaign_duplicate(*, campaign: Campaign, name: str = "") -> Campaign:
                 embedding_hash=creative.embedding_hash,
             )
     return copy
-
-
-def keywords_as_text(*, campaign: Campaign) -> str:
-    """The campaign's keywords in the one-per-line syntax parse_keywords reads."""
-    return "\n".join(Keyword(k.text, k.match_type, k.is_negative).as_line() for k in campaign.keywords.all())
 
 
 def campaign_keywords_parse(*, keywords: str | list, errors: dict) -> list[Keyword]:

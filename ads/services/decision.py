@@ -131,7 +131,7 @@ def decision_compute(
     return decision
 
 
-def _why(entry: ad_index.Entry, matched: list[str], similarity: float) -> dict:
+def _why(entry: ad_index.Entry, matched: list[str]) -> dict:
     if matched:
         quoted = ", ".join(f"“{m}”" for m in matched[:3])
         explanation = (
@@ -158,7 +158,6 @@ def _impression_record(*, request: AdRequest, decision: Decision, now: datetime)
     assert selection is not None and selection.winner is not None and selection.result is not None
     winner = selection.winner
     entry = winner.entry
-    conversation_id = None
     try:
         conversation_id = uuid.UUID(str(request.conversation_id))
     except (TypeError, ValueError):
@@ -189,7 +188,7 @@ def _impression_record(*, request: AdRequest, decision: Decision, now: datetime)
         "question": entry.question,
         "display_domain": entry.display_domain,
         **tracking.ad_urls(impression_id=str(impression.id), creative_id=entry.creative_id),
-        "why": _why(entry, winner.matched, winner.similarity),
+        "why": _why(entry, winner.matched),
     }
 
 
@@ -293,7 +292,7 @@ def ad_preview(*, text: str, advertiser_id: int | None = None, language: str = "
         "text": entry.text,
         "question": entry.question,
         "display_domain": entry.display_domain,
-        "why": _why(entry, selection.winner.matched, selection.winner.similarity),
+        "why": _why(entry, selection.winner.matched),
     }
     out["auction"] = {
         "bid_type": entry.bid_type,

@@ -116,13 +116,11 @@ class AckResult:
     reason: str = ""
 
 
-def impression_acknowledge(
-    *, impression_id: str, user_id: int | None, session_key: str, user_agent: str, now: datetime | None = None
-) -> AckResult:
+def impression_acknowledge(*, impression_id: str, user_id: int | None, session_key: str, user_agent: str) -> AckResult:
     """The browser showed the card. Idempotent by impression id; only the viewer it
     was served to may acknowledge it. CPM campaigns pay a thousandth of the second
     price per valid impression."""
-    now = now or timezone.now()
+    now = timezone.now()
     try:
         impression = Impression.objects.get(pk=impression_id)
     except (Impression.DoesNotExist, ValueError, TypeError) as exc:
@@ -161,11 +159,11 @@ class ClickResult:
     redirect_to: str | None  # the approved landing URL, or None: the link leads nowhere
 
 
-def click_record(*, token: str, user_agent: str, viewer: str = "", now: datetime | None = None) -> ClickResult:
+def click_record(*, token: str, user_agent: str, viewer: str = "") -> ClickResult:
     """A click through the signed redirect. Tampered or expired links lead nowhere;
     bots and duplicates are redirected but recorded invalid and never charged; a
     valid click on a CPC campaign pays the second price."""
-    now = now or timezone.now()
+    now = timezone.now()
     ua = (user_agent or "")[:300]
     parsed = tracking.click_token_read(token)
     if parsed.error == "tampered":

@@ -10,7 +10,7 @@ review; `auto_approve` (demo data) approves the ones that pass it.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -77,7 +77,6 @@ class ImportReport:
     creatives_updated: int = 0
     creatives_approved: int = 0
     credited_micros: int = 0
-    notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         return (
@@ -274,9 +273,7 @@ def ads_import(*, data, auto_approve: bool = False, reviewer=None, source: str =
             for camp in item["campaigns"]:
                 campaign = Campaign.objects.filter(advertiser=advertiser, name=camp["values"]["name"]).first()
                 if campaign is None:
-                    campaign = campaign_create(
-                        advertiser=advertiser, keywords=camp["keywords"], **camp["values"]
-                    )
+                    campaign = campaign_create(advertiser=advertiser, keywords=camp["keywords"], **camp["values"])
                     report.campaigns_created += 1
                 else:
                     campaign = campaign_update(campaign=campaign, keywords=camp["keywords"], **camp["values"])
