@@ -107,7 +107,7 @@ def portal_session_create(*, user) -> str:
     return session.url
 
 
-def topup_session_create(
+def topup_checkout_create(
     *,
     account_id: int,
     amount_micros: int,
@@ -116,6 +116,11 @@ def topup_session_create(
     cancel_url: str,
     idempotency_key: str | None = None,
 ) -> str:
+    """A Stripe Checkout (payment mode) for an advertiser top-up; returns its URL.
+
+    Nothing is credited here: the money lands through the webhook (billing.webhooks),
+    which credits the ledger once per Checkout Session.
+    """
     if amount_micros % 10_000:
         raise ValueError("A top-up is a whole number of cents.")
     if not MIN_TOPUP_MICROS <= amount_micros <= MAX_TOPUP_MICROS:

@@ -11,20 +11,6 @@ from django.db import transaction
 from django.db.models import Sum
 
 from billing.models import BalanceAccount, LedgerEntry
-from billing.stripe_api import BillingNotConfigured  # noqa: F401  (re-exported for callers)
-
-__all__ = [
-    "BalanceAccount",
-    "InsufficientBalance",
-    "LedgerEntry",
-    "LedgerReferenceConflict",
-    "balance_account_create",
-    "balance_micros",
-    "balance_micros_summed",
-    "ledger_credit",
-    "ledger_debit",
-    "topup_checkout_create",
-]
 
 
 class InsufficientBalance(Exception):
@@ -99,24 +85,3 @@ def ledger_debit(*, account_id: int, amount_micros: int, reference: str, memo: s
         account_id=account_id, signed_micros=-amount_micros, kind=LedgerEntry.Kind.DEBIT, reference=reference, memo=memo
     )
 
-
-def topup_checkout_create(
-    *,
-    account_id: int,
-    amount_micros: int,
-    user,
-    success_url: str,
-    cancel_url: str,
-    idempotency_key: str | None = None,
-) -> str:
-    """A Stripe Checkout (payment mode) for a top-up; the webhook credits the ledger. Returns its URL."""
-    from billing.checkout import topup_session_create
-
-    return topup_session_create(
-        account_id=account_id,
-        amount_micros=amount_micros,
-        user=user,
-        success_url=success_url,
-        cancel_url=cancel_url,
-        idempotency_key=idempotency_key,
-    )

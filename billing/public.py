@@ -16,7 +16,7 @@ gathers them.
 
 from __future__ import annotations
 
-from billing.checkout import MAX_TOPUP_MICROS, MIN_TOPUP_MICROS
+from billing.checkout import MAX_TOPUP_MICROS, MIN_TOPUP_MICROS, topup_checkout_create
 from billing.entitlements import Entitlements, entitlements_for
 from billing.ledger import (
     InsufficientBalance,
@@ -25,7 +25,6 @@ from billing.ledger import (
     ledger_credit,
     ledger_debit,
     ledger_reference_exists,
-    topup_checkout_create,
 )
 from billing.quotas import QuotaExceeded, Reservation, quota_release, quota_reserve, quota_settle, quota_subject_for
 from billing.selectors import plan_unlocking

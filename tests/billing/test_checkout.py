@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from billing.ledger import topup_checkout_create
+from billing.checkout import topup_checkout_create
 from billing.models import Customer, Subscription
 from billing.stripe_api import STRIPE_API_VERSION, BillingNotConfigured
 from billing.subscriptions import subscription_resync, subscriptions_expire_grace
