@@ -4,8 +4,9 @@ The owning process appends; any number of sockets follow. With REDIS_URL the log
 Redis Stream whose entry ids are `0-<seq>` (so "after seq N" is just XREAD from 0-N
 and every web process can resync and follow); without Redis it lives in this process.
 
-Events are dicts with "seq" and "type": "delta" (text), "done", "error", "ad", and
-"end" (nothing follows; written last).
+The events are the frames of assistant/events.py (delta, done, error, ad), then `end`
+(nothing follows it); the log adds each one's "seq". It stores them and knows only
+which type ends a log and which carry text.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-TERMINAL = frozenset({"end"})
+TERMINAL = frozenset({"end"})  # events.END (events publishes into this module, so it cannot import it)
 LIVE_TTL_S = 24 * 3600
 FINISHED_TTL_S = 3600
 FOLLOW_POLL_S = 15.0

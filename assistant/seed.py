@@ -52,7 +52,7 @@ def embedded_served_by() -> str:
 
 def tier_connection(spec: TierSpec) -> dict:
     """The server fields of a tier as the environment says them."""
-    url = getattr(settings, spec.size_setting, "") or settings.VLLM_BASE_URL
+    url = getattr(settings, spec.size_setting) or settings.VLLM_BASE_URL
     if url:
         return {
             "base_url": url.rstrip("/"),

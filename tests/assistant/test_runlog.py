@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 
@@ -47,3 +48,29 @@ async def test_two_prefixes_do_not_see_each_others_run_logs(settings):
         assert followed == ["delta", "end"]
     finally:
         await aclose_redis_client()
+
+
+async def test_two_prefixes_do_not_see_each_others_conversation_events(settings):
+    """The conversation group's name carries no prefix of its own: the channel layer's
+    prefix (REDIS_PREFIX) keeps two deployments' groups apart."""
+    from channels_redis.core import RedisChannelLayer
+
+    from assistant import events
+
+    config = settings.CHANNEL_LAYERS["default"]["CONFIG"]
+    one = RedisChannelLayer(hosts=config["hosts"], prefix="lhama-one")
+    two = RedisChannelLayer(hosts=config["hosts"], prefix="lhama-two")
+    group = events.conversation_group(uuid.uuid4())
+    try:
+        channel_one, channel_two = await one.new_channel(), await two.new_channel()
+        await one.group_add(group, channel_one)
+        await two.group_add(group, channel_two)
+        title = events.title(conversation_id="c", title="For the first deployment")
+        await one.group_send(group, {"type": events.CONVERSATION_EVENT, "event": title})
+        assert (await one.receive(channel_one))["event"] == title
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(1.5):
+                await two.receive(channel_two)
+    finally:
+        await one.flush()
+        await two.flush()
