@@ -3,6 +3,7 @@ from django.contrib import admin, messages
 from django.db.models import Sum
 from django.utils import timezone
 
+from billing.grants import plan_grant_revoke
 from billing.ledger import balance_micros
 from billing.models import (
     BalanceAccount,
@@ -16,7 +17,6 @@ from billing.models import (
     Subscription,
 )
 from billing.selectors import model_tier_names
-from billing.services import plan_grant_revoke
 from billing.stripe_api import stripe_configured
 from billing.subscriptions import subscription_resync
 from billing.templatetags.billing_tags import usd

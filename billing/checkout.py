@@ -37,7 +37,7 @@ def _session_url(session) -> str:
     return session.url
 
 
-def customer_for_user(*, user) -> Customer:
+def customer_get_or_create(*, user) -> Customer:
     """The user's Stripe customer, created once (idempotently) and then reused."""
     existing = Customer.objects.filter(user=user).first()
     if existing is not None:
@@ -54,7 +54,7 @@ def customer_for_user(*, user) -> Customer:
         return Customer.objects.get(user=user)
 
 
-def price_id_for(*, lookup_key: str) -> str:
+def price_id_lookup(*, lookup_key: str) -> str:
     client = stripe_client()
     prices = client.v1.prices.list({"lookup_keys": [lookup_key], "active": True, "limit": 1})
     if not prices.data:
@@ -73,8 +73,8 @@ def subscription_checkout_create(*, user, plan: Plan, interval: str, request_tok
     lookup_key = plan.stripe_monthly_lookup_key if interval == "monthly" else plan.stripe_yearly_lookup_key
     if not plan.is_active or not lookup_key:
         raise PlanNotForSale(f"{plan.name} is not sold {interval}.")
-    customer = customer_for_user(user=user)
-    price_id = price_id_for(lookup_key=lookup_key)
+    customer = customer_get_or_create(user=user)
+    price_id = price_id_lookup(lookup_key=lookup_key)
     client = stripe_client()
     metadata = {"user_id": str(user.pk), "plan_slug": plan.slug}
     session = client.v1.checkout.sessions.create(

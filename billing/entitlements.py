@@ -29,7 +29,7 @@ class Entitlements:
     ads_enabled: bool
 
 
-def guest_entitlements() -> Entitlements:
+def entitlements_guest() -> Entitlements:
     return Entitlements(
         plan_slug=GUEST_PLAN_SLUG,
         plan_name="Guest",
@@ -55,18 +55,7 @@ def entitlements_from_plan(*, plan: Plan) -> Entitlements:
     )
 
 
-def subscription_is_entitled(*, subscription: Subscription, now: datetime | None = None) -> bool:
-    now = now or timezone.now()
-    if subscription.status in ENTITLED_STATUSES:
-        return True
-    return (
-        subscription.status == Subscription.Status.PAST_DUE
-        and subscription.grace_period_end is not None
-        and subscription.grace_period_end > now
-    )
-
-
-def entitling_subscription(*, user, now: datetime | None = None) -> Subscription | None:
+def subscription_entitling(*, user, now: datetime | None = None) -> Subscription | None:
     """The user's subscription that currently grants a plan (best plan first), if any."""
     now = now or timezone.now()
     candidates = (
@@ -78,7 +67,7 @@ def entitling_subscription(*, user, now: datetime | None = None) -> Subscription
     return candidates.first()
 
 
-def active_grant(*, user, now: datetime | None = None) -> PlanGrant | None:
+def plan_grant_active(*, user, now: datetime | None = None) -> PlanGrant | None:
     now = now or timezone.now()
     return (
         PlanGrant.objects.filter(user=user, revoked_at__isnull=True, starts_at__lte=now)
@@ -93,10 +82,10 @@ def plan_for_user(*, user, now: datetime | None = None) -> Plan | None:
     """The best plan the user holds now (subscription or staff grant), else Free (None if Free is not seeded)."""
     now = now or timezone.now()
     held: list[Plan] = []
-    subscription = entitling_subscription(user=user, now=now)
+    subscription = subscription_entitling(user=user, now=now)
     if subscription is not None and subscription.plan is not None:
         held.append(subscription.plan)
-    grant = active_grant(user=user, now=now)
+    grant = plan_grant_active(user=user, now=now)
     if grant is not None:
         held.append(grant.plan)
     if held:
@@ -107,8 +96,8 @@ def plan_for_user(*, user, now: datetime | None = None) -> Plan | None:
 def entitlements_for(*, user) -> Entitlements:
     """Entitlements of a user; None or anonymous gets the guest limits."""
     if user is None or not getattr(user, "is_authenticated", False):
-        return guest_entitlements()
+        return entitlements_guest()
     plan = plan_for_user(user=user)
     if plan is None:  # nothing seeded yet: signed-in people get at least the guest limits
-        return guest_entitlements()
+        return entitlements_guest()
     return entitlements_from_plan(plan=plan)

@@ -8,7 +8,6 @@ Writers lock the account row, so concurrent debits can never take a balance belo
 from __future__ import annotations
 
 from django.db import transaction
-from django.db.models import Sum
 
 from billing.models import BalanceAccount, LedgerEntry
 
@@ -39,11 +38,6 @@ def balance_micros(*, account_id: int) -> int:
 def ledger_reference_exists(*, reference: str) -> bool:
     """Whether a movement with this reference (its idempotency key) was already written."""
     return LedgerEntry.objects.filter(reference=reference).exists()
-
-
-def balance_micros_summed(*, account_id: int) -> int:
-    """The balance recomputed from every entry (audits and tests; equals balance_micros)."""
-    return LedgerEntry.objects.filter(account_id=account_id).aggregate(total=Sum("amount_micros"))["total"] or 0
 
 
 def _entry_write(*, account_id: int, signed_micros: int, kind: str, reference: str, memo: str) -> LedgerEntry:

@@ -30,7 +30,7 @@ from django.db.models import Count, F, Min, Q, Sum
 from django.urls import reverse
 from django.utils import timezone
 
-from billing.entitlements import Entitlements
+from billing.entitlements import GUEST_PLAN_SLUG, Entitlements
 from billing.models import QuotaReservation, QuotaUsage
 
 KEY_TTL_S = 2 * 24 * 3600
@@ -94,7 +94,7 @@ def _minute_start(now: datetime) -> datetime:
 
 def _exceeded(code: str, *, reset_at: datetime, entitlements: Entitlements) -> QuotaExceeded:
     # A guest has no plan to upgrade: their way up is a free account.
-    guest = entitlements.plan_slug == "guest"
+    guest = entitlements.plan_slug == GUEST_PLAN_SLUG
     allows = "without an account you get" if guest else "your plan allows"
     if code == "rate_limited":
         message = f"Too many messages: {allows} {entitlements.requests_per_minute} a minute."

@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from billing.entitlements import Entitlements, active_grant, entitlements_for, entitling_subscription
+from billing.entitlements import Entitlements, entitlements_for, plan_grant_active, subscription_entitling
 from billing.models import Customer, Plan, PlanGrant, Subscription
 from billing.quotas import QuotaUsageToday, quota_subject_for, quota_usage_today
 
@@ -55,8 +55,8 @@ def account_plan(*, user) -> AccountPlan:
     """Everything the account page shows about the signed-in user's own plan and usage."""
     now = timezone.now()
     entitlements = entitlements_for(user=user)
-    subscription = entitling_subscription(user=user, now=now)
-    grant = active_grant(user=user, now=now)
+    subscription = subscription_entitling(user=user, now=now)
+    grant = plan_grant_active(user=user, now=now)
     source = ""
     renews_at = ends_at = None
     if subscription is not None and subscription.plan is not None and subscription.plan.slug == entitlements.plan_slug:
@@ -82,7 +82,7 @@ def account_plan(*, user) -> AccountPlan:
     )
 
 
-def checkout_confirmed(*, user, session_id: str) -> Subscription | None:
+def subscription_confirmed_by_checkout(*, user, session_id: str) -> Subscription | None:
     """The user's subscription started by this Checkout Session, once a webhook made it active."""
     subscription = (
         Subscription.objects.filter(customer__user=user, checkout_session_id=session_id).select_related("plan").first()

@@ -70,7 +70,7 @@ def _checkout_status(request: HttpRequest, template: str) -> HttpResponse:
     return render(
         request,
         template,
-        {"session_id": session_id, "subscription": selectors.checkout_confirmed(user=request.user, session_id=session_id)},
+        {"session_id": session_id, "subscription": selectors.subscription_confirmed_by_checkout(user=request.user, session_id=session_id)},
     )
 
 

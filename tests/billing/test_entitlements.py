@@ -7,8 +7,8 @@ from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 
 from billing.entitlements import Entitlements, entitlements_for
+from billing.grants import plan_grant_create, plan_grant_revoke
 from billing.selectors import plan_unlocking
-from billing.services import plan_grant_create, plan_grant_revoke
 from tests.billing.factories import SubscriptionFactory
 
 

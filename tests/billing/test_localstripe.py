@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from billing.checkout import customer_for_user
+from billing.checkout import customer_get_or_create
 from billing.entitlements import entitlements_for
 from billing.models import Subscription
 from billing.stripe_api import stripe_client
@@ -70,7 +70,7 @@ def test_subscription_created_in_localstripe_reaches_the_app_as_a_signed_webhook
                data={"url": f"{live_server.url}/billing/stripe/webhook", "secret": WEBHOOK_SECRET}).raise_for_status()
 
     user = UserFactory()
-    customer = customer_for_user(user=user)  # our service, through the SDK, against localstripe
+    customer = customer_get_or_create(user=user)  # our service, through the SDK, against localstripe
     client = stripe_client()
     # localstripe predates Prices: a legacy Plan whose id is the lookup key stands in for the price.
     client.v1.plans.create({"id": "lhama_plus_monthly", "amount": 999, "currency": "usd", "interval": "month",

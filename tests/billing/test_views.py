@@ -3,8 +3,8 @@ from __future__ import annotations
 import re
 
 from billing.entitlements import entitlements_for
+from billing.grants import plan_grant_create
 from billing.quotas import quota_reserve, quota_settle
-from billing.services import plan_grant_create
 from tests.billing.factories import CustomerFactory, SubscriptionFactory
 
 

@@ -1,5 +1,6 @@
-"""Staff plan grants. Entitlements live in billing.entitlements and are re-exported here
-(the import path the other apps use: `from billing.services import entitlements_for, Entitlements`).
+"""Plans given by staff (press, beta testers, support gestures): works with or without Stripe.
+
+billing.entitlements counts an active grant like a subscription (the better plan wins).
 """
 
 from __future__ import annotations
@@ -8,17 +9,7 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from billing.entitlements import Entitlements, entitlements_for
 from billing.models import Plan, PlanGrant
-from billing.stripe_api import BillingNotConfigured
-
-__all__ = [
-    "BillingNotConfigured",
-    "Entitlements",
-    "entitlements_for",
-    "plan_grant_create",
-    "plan_grant_revoke",
-]
 
 
 def plan_grant_create(
