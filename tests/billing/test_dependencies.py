@@ -57,3 +57,32 @@ def test_assistant_and_ads_reach_billing_only_through_billing_public():
         if name.split(".")[0] == "billing" and name != "billing.public"
     )
     assert offenders == []
+
+
+def _module_level_billing_imports(path: Path) -> set[str]:
+    """billing modules imported at module level (function-level imports, the task <-> service pattern, excluded)."""
+    names: set[str] = set()
+    for node in ast.parse(path.read_text(), filename=str(path)).body:
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return {name for name in names if name.startswith("billing.")}
+
+
+def test_no_import_cycle_between_billing_modules():
+    modules = {
+        ".".join(path.relative_to(BILLING.parent).with_suffix("").parts): path
+        for path in BILLING.rglob("*.py")
+        if "migrations" not in path.parts and path.name != "__init__.py"
+    }
+    graph = {name: _module_level_billing_imports(path) & modules.keys() for name, path in modules.items()}
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        for nxt in graph[start]:
+            if nxt == goal or (nxt not in seen and (seen.add(nxt) or reaches(nxt, goal, seen))):
+                return True
+        return False
+
+    assert sorted(name for name in graph if reaches(name, name, set())) == []
