@@ -5,6 +5,8 @@ embedding of their context hints, and resuming campaigns once a balance is toppe
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 
 from ads import auction, embeddings
@@ -53,6 +55,32 @@ def advertiser_member_add(
         membership.role = role
         membership.save(update_fields=["role"])
     return membership
+
+
+def advertiser_low_balance_notify(*, advertiser_id: int) -> bool:
+    """E-mail the contact and the owners that the balance is below the notice threshold
+    (charging flags the advertiser once, then queues this). False when there is no one
+    to tell, or the flag was cleared (topped up) in the meantime."""
+    advertiser = Advertiser.objects.filter(pk=advertiser_id, low_balance_notified_at__isnull=False).first()
+    if advertiser is None:
+        return False
+    owners = AdvertiserMembership.objects.filter(advertiser=advertiser, role=AdvertiserMembership.Role.OWNER)
+    recipients = sorted({advertiser.contact_email, *owners.values_list("user__email", flat=True)} - {""})
+    if not recipients:
+        return False
+    balance = balance_micros(account_id=advertiser.balance_account_id) / 1_000_000
+    send_mail(
+        subject=f"Lhama Ads: the balance of {advertiser.name} is low",
+        message=(
+            f"The prepaid balance of {advertiser.name} is ${balance:.2f}, below your notice threshold of "
+            f"${advertiser.low_balance_threshold_micros / 1_000_000:.2f}. Campaigns pause when it reaches zero.\n\n"
+            f"Top up: {settings.SITE_URL}/ads/\n"
+        ),
+        from_email=None,
+        recipient_list=recipients,
+        fail_silently=False,
+    )
+    return True
 
 
 def advertiser_update(
@@ -272,6 +300,8 @@ def campaign_embed_later(*, campaign_id: int) -> None:
 
 
 def campaign_embed(*, campaign_id: int) -> bool:
+    """Cache the embedding of the campaign's context hints if they changed (the index is then
+    rebuilt). Idempotent."""
     campaign = Campaign.objects.filter(pk=campaign_id).first()
     if campaign is None:
         return False
@@ -282,6 +312,7 @@ def campaign_embed(*, campaign_id: int) -> bool:
     Campaign.objects.filter(pk=campaign_id).update(
         hints_embedding=embeddings.to_bytes(vector) if vector is not None else None, hints_embedding_hash=digest
     )
+    ad_index.invalidate()
     return True
 
 

@@ -191,7 +191,7 @@ def creative_embed_later(*, creative_id: int) -> None:
 
 
 def creative_embed(*, creative_id: int) -> bool:
-    """Cache the creative's embedding if its text changed. Idempotent."""
+    """Cache the creative's embedding if its text changed (the index is then rebuilt). Idempotent."""
     creative = Creative.objects.filter(pk=creative_id).first()
     if creative is None:
         return False
@@ -200,4 +200,5 @@ def creative_embed(*, creative_id: int) -> bool:
         return False
     vector = embeddings.embed(creative.embedding_text)
     Creative.objects.filter(pk=creative_id).update(embedding=embeddings.to_bytes(vector), embedding_hash=digest)
+    ad_index.invalidate()
     return True
