@@ -41,10 +41,8 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_TOO_LARGE = 4413
 
 
-def _str_field(frame: dict, name: str, *, max_len: int, optional: bool = False) -> str | None:
+def _str_field(frame: dict, name: str, *, max_len: int) -> str:
     value = frame.get(name)
-    if value is None and optional:
-        return None
     if not isinstance(value, str) or not value or len(value) > max_len:
         raise _InvalidFrame(f"`{name}` must be a non-empty string of at most {max_len} characters.")
     return value

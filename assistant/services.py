@@ -445,11 +445,10 @@ def run_abort(*, spec: RunSpec, message: str) -> None:
     _quota_release_quietly(reservation=spec.reservation)
 
 
-def runs_reap_orphans(*, stale_after: timedelta | None = None) -> list[str]:
+def runs_reap_orphans() -> list[str]:
     """Mark runs whose owner stopped sending heartbeats as interrupted, keeping the partial
     text of their last snapshot. Returns the ids of the runs marked."""
-    stale_after = stale_after or timedelta(seconds=settings.ASSISTANT_RUN_STALE_S)
-    cutoff = timezone.now() - stale_after
+    cutoff = timezone.now() - timedelta(seconds=settings.ASSISTANT_RUN_STALE_S)
     reaped = []
     for run in GenerationRun.objects.filter(status=GenerationRun.Status.RUNNING, heartbeat_at__lt=cutoff):
         with transaction.atomic():
