@@ -86,7 +86,7 @@ def _percentiles(samples: list[float]) -> dict:
 
 
 def _synthetic_index(n: int, pool: np.ndarray, rng: random.Random):
-    from ads import index as ad_index
+    from ads import campaign_index
     from ads.matching import BROAD, EXACT, PHRASE, stem, tokenize
 
     nprng = np.random.default_rng(rng.randrange(2**32))
@@ -98,7 +98,7 @@ def _synthetic_index(n: int, pool: np.ndarray, rng: random.Random):
     for i in range(n):
         bid_type = "cpc" if rng.random() < 0.8 else "cpm"
         entries.append(
-            ad_index.Entry(
+            campaign_index.Entry(
                 campaign_id=i + 1,
                 creative_id=i + 1,
                 advertiser_id=rng.randrange(1, n // 3 + 2),
@@ -131,7 +131,7 @@ def _synthetic_index(n: int, pool: np.ndarray, rng: random.Random):
             words = rng.sample(VOCAB, rng.choice([1, 1, 2, 2, 3]))
             text = " ".join(words)
             keywords.append(
-                ad_index.CompiledKeyword(
+                campaign_index.CompiledKeyword(
                     campaign_id=i + 1,
                     text=text,
                     match_type=rng.choice([EXACT, PHRASE, BROAD]),
@@ -140,7 +140,7 @@ def _synthetic_index(n: int, pool: np.ndarray, rng: random.Random):
                     is_negative=k == 0 and rng.random() < 0.2,
                 )
             )
-    return ad_index.build_index(entries=entries, hints=hints, creatives=creatives, keywords=keywords)
+    return campaign_index.build_index(entries=entries, hints=hints, creatives=creatives, keywords=keywords)
 
 
 def main(sizes: tuple[int, ...] = SIZES, iterations: int = 2000) -> dict:
@@ -148,7 +148,7 @@ def main(sizes: tuple[int, ...] = SIZES, iterations: int = 2000) -> dict:
 
     django.setup()
     from ads import embeddings, sensitive
-    from ads import index as ad_index
+    from ads import selection as ad_selection
 
     rng = random.Random(1234)
     conversations = [
@@ -191,7 +191,7 @@ def main(sizes: tuple[int, ...] = SIZES, iterations: int = 2000) -> dict:
         index = _synthetic_index(n, pool, rng)
         build_s = time.perf_counter() - t0
         for i in range(50):  # warm-up
-            ad_index.select(
+            ad_selection.select(
                 index, context_text=conversations[i % len(conversations)], vector=vectors[i % len(vectors)], now=now
             )
         samples, cpu_samples, winners = [], [], 0
@@ -199,7 +199,7 @@ def main(sizes: tuple[int, ...] = SIZES, iterations: int = 2000) -> dict:
             j = i % len(conversations)
             c0 = time.thread_time()
             t0 = time.perf_counter()
-            selection = ad_index.select(index, context_text=conversations[j], vector=vectors[j], now=now)
+            selection = ad_selection.select(index, context_text=conversations[j], vector=vectors[j], now=now)
             samples.append(time.perf_counter() - t0)
             cpu_samples.append(time.thread_time() - c0)
             winners += selection.winner is not None

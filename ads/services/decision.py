@@ -22,6 +22,8 @@ from django.utils import timezone
 
 from ads import embeddings, sensitive, tracking
 from ads import index as ad_index
+from ads import selection as ad_selection
+from ads.campaign_index import Entry
 from ads.models import Impression
 from ads.selectors import frequency_counts_get
 
@@ -58,7 +60,7 @@ MAX_CONTEXT_CHARS = 2000
 class Decision:
     reason: str = ""  # "" when an ad was chosen
     sensitive: dict | None = None
-    selection: ad_index.Selection | None = None
+    selection: ad_selection.Selection | None = None
     timings_ms: dict = field(default_factory=dict)
     ad: dict | None = None
 
@@ -110,7 +112,7 @@ def decision_compute(
     index = ad_index.get_index()
     frequency = frequency_counts_get(viewer=viewer, now=now) if viewer else {}
     t2 = time.perf_counter()
-    selection = ad_index.select(
+    selection = ad_selection.select(
         index,
         context_text=text,
         vector=vector,
@@ -131,7 +133,7 @@ def decision_compute(
     return decision
 
 
-def _why(entry: ad_index.Entry, matched: list[str]) -> dict:
+def _why(entry: Entry, matched: list[str]) -> dict:
     if matched:
         quoted = ", ".join(f"“{m}”" for m in matched[:3])
         explanation = (

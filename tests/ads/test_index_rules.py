@@ -1,7 +1,7 @@
 """The vectorised campaign index and the scalar rules agree on the same inputs.
 
 The index keeps the auction's and pacing's rules as columns and applies them to every
-candidate at once (ads/index.py); the scalar code (ads/auction.py, ads/pacing.py) is
+candidate at once (ads/selection.py); the scalar code (ads/auction.py, ads/pacing.py) is
 what the rules are written in. Whatever campaigns, bids, spend and clock hypothesis
 draws, the index must exclude exactly the candidates the scalar rules exclude, and
 crown the winner, runner-up and price that a scalar auction over every eligible bid
@@ -16,8 +16,8 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ads import auction, pacing
-from ads import index as ad_index
+from ads import auction, campaign_index, pacing
+from ads import selection as ad_selection
 from ads.embeddings import DIM
 
 DAY = datetime(2026, 3, 2, tzinfo=UTC)
@@ -49,10 +49,10 @@ def _vector(cosine: float, i: int) -> np.ndarray:
     return vector
 
 
-def _index(campaigns: list[dict], now: datetime) -> ad_index.CampaignIndex:
+def _index(campaigns: list[dict], now: datetime) -> campaign_index.CampaignIndex:
     days = {None: None, "yesterday": now.date() - timedelta(days=1), "today": now.date()}
     entries = [
-        ad_index.Entry(
+        campaign_index.Entry(
             campaign_id=i + 1,
             creative_id=i + 1,
             advertiser_id=c["advertiser_id"],
@@ -81,10 +81,10 @@ def _index(campaigns: list[dict], now: datetime) -> ad_index.CampaignIndex:
         for i, c in enumerate(campaigns)
     ]
     vectors = [_vector(c["cosine"], i) for i, c in enumerate(campaigns)]
-    return ad_index.build_index(entries=entries, hints=[None] * len(entries), creatives=vectors, keywords=[])
+    return campaign_index.build_index(entries=entries, hints=[None] * len(entries), creatives=vectors, keywords=[])
 
 
-def _scalar_exclusion(entry: ad_index.Entry, now: datetime) -> str:
+def _scalar_exclusion(entry: campaign_index.Entry, now: datetime) -> str:
     if not auction.bid_meets_reserve(bid_type=entry.bid_type, bid_micros=entry.bid_micros):
         return "below_reserve"
     spent_today = entry.spent_today_micros if entry.spend_day == now.date() else 0
@@ -104,7 +104,9 @@ def _scalar_exclusion(entry: ad_index.Entry, now: datetime) -> str:
 @given(campaigns=st.lists(campaign_st, min_size=1, max_size=10), minute=st.integers(0, 24 * 60 - 1))
 def test_the_index_excludes_and_ranks_as_the_scalar_rules_do(campaigns, minute):
     now = DAY + timedelta(minutes=minute)
-    selection = ad_index.select(_index(campaigns, now), context_text="", vector=QUERY, now=now, explain=len(campaigns))
+    selection = ad_selection.select(
+        _index(campaigns, now), context_text="", vector=QUERY, now=now, explain=len(campaigns)
+    )
     assert len(selection.candidates) == len(campaigns)  # every campaign is relevant: all are explained
     by_campaign = {c.entry.campaign_id: c for c in selection.candidates}
     for candidate in selection.candidates:
@@ -188,8 +190,10 @@ def test_spend_from_another_day_does_not_count_today():
         "spend_day": "yesterday",  # ...but yesterday's
     }
     now = DAY + timedelta(hours=1)
-    selection = ad_index.select(_index([campaign], now), context_text="", vector=QUERY, now=now)
+    selection = ad_selection.select(_index([campaign], now), context_text="", vector=QUERY, now=now)
     assert selection.winner is not None
-    today = ad_index.select(_index([campaign | {"spend_day": "today"}], now), context_text="", vector=QUERY, now=now)
+    today = ad_selection.select(
+        _index([campaign | {"spend_day": "today"}], now), context_text="", vector=QUERY, now=now
+    )
     assert today.winner is None
     assert today.candidates[0].excluded == "pacing"
