@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from ads.dashboard import views
+from ads.dashboard import views, views_campaigns, views_reports
 
 app_name = "dashboard"
 
@@ -14,17 +14,17 @@ urlpatterns = [
     path("account/switch/<int:advertiser_id>/", views.org_switch, name="org_switch"),
     path("account/topup/", views.topup, name="topup"),
     path("account/members/", views.member_invite, name="member_invite"),
-    path("campaigns/", views.campaign_list, name="campaigns"),
-    path("campaigns/new/", views.campaign_create, name="campaign_create"),
-    path("campaigns/<int:pk>/", views.campaign_detail, name="campaign_detail"),
-    path("campaigns/<int:pk>/edit/", views.campaign_edit, name="campaign_edit"),
-    path("campaigns/<int:pk>/pause/", views.campaign_pause, name="campaign_pause"),
-    path("campaigns/<int:pk>/activate/", views.campaign_activate, name="campaign_activate"),
-    path("campaigns/<int:pk>/duplicate/", views.campaign_duplicate, name="campaign_duplicate"),
-    path("campaigns/<int:pk>/creatives/new/", views.creative_create, name="creative_create"),
-    path("creatives/<int:pk>/edit/", views.creative_edit, name="creative_edit"),
-    path("creatives/<int:pk>/toggle/", views.creative_toggle, name="creative_toggle"),
-    path("performance/", views.performance, name="performance"),
-    path("performance.csv", views.performance_csv, name="performance_csv"),
-    path("preview/", views.preview, name="preview"),
+    path("campaigns/", views_campaigns.campaign_list, name="campaigns"),
+    path("campaigns/new/", views_campaigns.campaign_create, name="campaign_create"),
+    path("campaigns/<int:pk>/", views_campaigns.campaign_detail, name="campaign_detail"),
+    path("campaigns/<int:pk>/edit/", views_campaigns.campaign_edit, name="campaign_edit"),
+    path("campaigns/<int:pk>/pause/", views_campaigns.campaign_pause, name="campaign_pause"),
+    path("campaigns/<int:pk>/activate/", views_campaigns.campaign_activate, name="campaign_activate"),
+    path("campaigns/<int:pk>/duplicate/", views_campaigns.campaign_duplicate, name="campaign_duplicate"),
+    path("campaigns/<int:pk>/creatives/new/", views_campaigns.creative_create, name="creative_create"),
+    path("creatives/<int:pk>/edit/", views_campaigns.creative_edit, name="creative_edit"),
+    path("creatives/<int:pk>/toggle/", views_campaigns.creative_toggle, name="creative_toggle"),
+    path("performance/", views_reports.performance, name="performance"),
+    path("performance.csv", views_reports.performance_csv, name="performance_csv"),
+    path("preview/", views_reports.preview, name="preview"),
 ]
