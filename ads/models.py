@@ -2,7 +2,7 @@
 feedback) kept for audit, with hourly and daily roll-ups for reporting.
 
 All money is integer micros of USD (1 USD = 1_000_000 micros). Business logic lives
-in ads/services.py (writes) and ads/selectors.py (reads), not here.
+in ads/services/ (writes) and ads/selectors.py (reads), not here.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 class Advertiser(models.Model):
@@ -205,6 +206,25 @@ class Creative(models.Model):
         return f"{self.headline}. {self.text} {self.question}"
 
 
+class InvalidReason(models.TextChoices):
+    """Why an acknowledgement or a click was refused (recorded, shown to the advertiser,
+    never charged). docs/ads.md, "Invalid traffic", says when each applies."""
+
+    NONE = "", "—"
+    DUPLICATE = "duplicate", "Duplicate"  # a replayed acknowledgement, a later click
+    BOT = "bot", "Known bot"  # crawlerdetect's list, or no User-Agent
+    NOT_VIEWABLE = "not_viewable", "Not viewable"  # under 1 s in view, or acknowledged < 1 s after sending
+    FOREIGN_VIEWER = "foreign_viewer", "Another viewer"  # not the viewer the impression was served to
+    EXPIRED = "expired", "Expired"  # acknowledged after its window, or a link past its lifetime
+    RATE_LIMITED = "rate_limited", "Rate-limited"  # over the per-viewer or per-address limit
+    NEVER_SHOWN = "never_shown", "Never shown"  # a click on an impression never acknowledged viewable
+    TAMPERED = "tampered", "Tampered link"  # a click token whose signature does not verify
+    GUEST_UNVERIFIED = "guest_unverified", "Unverified guest"  # no finished answer, or over the new-guest cap
+    UNKNOWN = "unknown", "Unknown impression"
+    NOT_APPROVED = "not_approved", "Creative no longer approved"
+    BUDGET = "budget", "Budget or balance exhausted"
+
+
 class Impression(models.Model):
     """One ad served to one viewer. It counts (and a CPM campaign pays) only once the
     browser acknowledges that the card was shown."""
@@ -220,10 +240,18 @@ class Impression(models.Model):
     session_key = models.CharField(max_length=64, blank=True)
     viewer_key = models.CharField(max_length=80, help_text='"user:<id>" or "session:<key>".')
     served_at = models.DateTimeField(db_index=True)
+    # When the ad frame first went to the browser (None: never sent, or served before
+    # this was recorded); an acknowledgement less than a second after it is not viewable.
+    sent_at = models.DateTimeField(null=True, blank=True)
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     # None until acknowledged; then True (counted) or False with a reason.
     is_valid = models.BooleanField(null=True, blank=True)
-    invalid_reason = models.CharField(max_length=32, blank=True)
+    invalid_reason = models.CharField(max_length=32, choices=InvalidReason.choices, blank=True)
+    visible_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Continuous time in view the browser measured before acknowledging."
+    )
+    # Set once, by the one billable click (a conditional UPDATE ... WHERE clicked_at IS NULL).
+    clicked_at = models.DateTimeField(null=True, blank=True)
     bid_type = models.CharField(max_length=3, choices=Campaign.BidType.choices)
     bid_micros = models.BigIntegerField(help_text="The campaign's max bid when served.")
     price_micros = models.BigIntegerField(help_text="Second price, per click (CPC) or per thousand (CPM).")
@@ -248,15 +276,7 @@ class Impression(models.Model):
 class Click(models.Model):
     """A click through the signed redirect; invalid ones are kept (never charged)."""
 
-    class InvalidReason(models.TextChoices):
-        NONE = "", "—"
-        TAMPERED = "tampered", "Tampered signature"
-        EXPIRED = "expired", "Expired link"
-        UNKNOWN = "unknown", "Unknown impression"
-        NOT_APPROVED = "not_approved", "Creative no longer approved"
-        DUPLICATE = "duplicate", "Duplicate click"
-        BOT = "bot", "Known bot"
-        BUDGET = "budget", "Budget or balance exhausted"
+    InvalidReason = InvalidReason
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     impression = models.ForeignKey(Impression, on_delete=models.PROTECT, null=True, blank=True, related_name="clicks")
@@ -275,6 +295,62 @@ class Click(models.Model):
 
     def __str__(self) -> str:
         return str(self.id)
+
+
+class InvalidEvent(models.Model):
+    """One refused acknowledgement or click: written for every one, kept for audit and
+    the invalid-traffic reports, never charged. The client's address is kept only as
+    a keyed hash of its network (tracking.client_hash), never the address itself."""
+
+    class Kind(models.TextChoices):
+        IMPRESSION = "impression", "Impression acknowledgement"
+        CLICK = "click", "Click"
+
+    Reason = InvalidReason
+
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    reason = models.CharField(max_length=20, choices=InvalidReason.choices)
+    impression = models.ForeignKey(
+        Impression, on_delete=models.PROTECT, null=True, blank=True, related_name="invalid_events"
+    )
+    click = models.OneToOneField(
+        Click, on_delete=models.PROTECT, null=True, blank=True, related_name="invalid_event"
+    )
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, null=True, blank=True, related_name="invalid_events")
+    advertiser = models.ForeignKey(
+        Advertiser, on_delete=models.PROTECT, null=True, blank=True, related_name="invalid_events"
+    )
+    viewer_key = models.CharField(max_length=80, blank=True)
+    client_hash = models.CharField(max_length=64, blank=True, help_text="Keyed hash of the client's network.")
+    user_agent = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["campaign", "created_at"], name="ads_invalid_campaign_time"),
+            models.Index(fields=["advertiser", "created_at"], name="ads_invalid_advertiser_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.reason} @ {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class GuestViewer(models.Model):
+    """A guest session as the tracking endpoints first saw it. New guest sessions are
+    cheap, so only the first ADS_GUEST_SESSIONS_PER_IP_HOUR seen from one network in an
+    hour are billable (within_cap); the others' events are invalid (guest_unverified)."""
+
+    session_key = models.CharField(max_length=64, unique=True)
+    client_hash = models.CharField(max_length=64)
+    first_seen_at = models.DateTimeField()
+    within_cap = models.BooleanField()
+
+    class Meta:
+        indexes = [models.Index(fields=["client_hash", "first_seen_at"], name="ads_guest_client_time")]
+
+    def __str__(self) -> str:
+        return f"guest {self.session_key[:8]}… ({'billable' if self.within_cap else 'over the cap'})"
 
 
 class AdFeedback(models.Model):
