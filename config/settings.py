@@ -259,6 +259,9 @@ SECURE_REFERRER_POLICY = "same-origin"
 # warning a deployer may choose: with SECURE_SSL_REDIRECT=0 (TLS ends at a proxy that
 # already redirects to https, docs/deploy.md) security.W008 is deliberate.
 SILENCED_SYSTEM_CHECKS = ["security.W008"] if PRODUCTION and not SECURE_SSL_REDIRECT else []
+# The client's address is REMOTE_ADDR; X-Forwarded-For is read only when the immediate
+# peer is one of these proxies (addresses or networks, e.g. 10.0.0.0/8): config/clientip.py.
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 
 # Content-Security-Policy, on in every mode so development sees what production does.
 # Scripts only from our own origin (no inline script, no CDN). The chat socket is
@@ -309,9 +312,20 @@ ASSISTANT_RUN_STALE_S = env.float("ASSISTANT_RUN_STALE_S", default=30.0)
 
 # --- ads ---------------------------------------------------------------------------
 ADS_DECISION_BUDGET_S = env.float("ADS_DECISION_BUDGET_S", default=0.25)  # late decision = no ad
-ADS_CLICK_MAX_AGE_S = env.int("ADS_CLICK_MAX_AGE_S", default=24 * 3600)  # signed click URLs expire
+# A signed click URL lives an hour: the card sits below an answer being read; an older
+# link is a replay (docs/ads.md, "Clicks").
+ADS_CLICK_MAX_AGE_S = env.int("ADS_CLICK_MAX_AGE_S", default=3600)
 ADS_DUPLICATE_CLICK_WINDOW_S = env.int("ADS_DUPLICATE_CLICK_WINDOW_S", default=30 * 60)
 ADS_IMPRESSION_ACK_WINDOW_S = env.int("ADS_IMPRESSION_ACK_WINDOW_S", default=3600)
+# Viewable (MRC): in view for this long; an acknowledgement sooner after the ad frame
+# was sent, or reporting less, is not viewable.
+ADS_VIEWABLE_MIN_MS = env.int("ADS_VIEWABLE_MIN_MS", default=1000)
+# Tracking endpoints (ack, click, feedback, dismiss), per viewer and per client network,
+# in django-ratelimit's notation; over it: 429, and a click is redirected but not billed.
+ADS_RATE_PER_VIEWER = env.str("ADS_RATE_PER_VIEWER", default="30/m")
+ADS_RATE_PER_IP = env.str("ADS_RATE_PER_IP", default="300/m")
+# Guests: the first this many new guest sessions seen from one network per hour are billable.
+ADS_GUEST_SESSIONS_PER_IP_HOUR = env.int("ADS_GUEST_SESSIONS_PER_IP_HOUR", default=5)
 ADS_INDEX_SYNC = env.bool("ADS_INDEX_SYNC", default=False)  # rebuild the campaign index in the caller (tests)
 
 # --- stripe ----------------------------------------------------------------------
