@@ -12,7 +12,8 @@ import logging
 from allauth.account.signals import user_logged_in, user_signed_up
 from django.dispatch import receiver
 
-from assistant.services import conversations_claim_for_user
+from ads.signals import impression_dismissed
+from assistant.services import conversation_ads_dismissed_set, conversations_claim_for_user
 
 logger = logging.getLogger(__name__)
 GUEST_KEY = "lhama_guest_session_key"
@@ -40,3 +41,9 @@ def claim_on_login(sender, request, user, **kwargs) -> None:
 @receiver(user_signed_up, dispatch_uid="assistant_claim_on_signup")
 def claim_on_signup(sender, request, user, **kwargs) -> None:
     _claim(request, user)
+
+
+@receiver(impression_dismissed, dispatch_uid="assistant_ads_dismissed")
+def ads_dismissed(sender, conversation_id, user_id, session_key, **kwargs) -> None:
+    """A card was dismissed: no more ads in its conversation (ads tells us by signal)."""
+    conversation_ads_dismissed_set(conversation_id=conversation_id, user_id=user_id, session_key=session_key)
