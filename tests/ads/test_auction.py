@@ -20,8 +20,15 @@ def test_predicted_ctr_is_smoothed_towards_the_prior():
     assert predicted_ctr(clicks=10, impressions=100) == pytest.approx(0.06)
     # Lots of evidence dominates the prior: (500 + 2) / (10000 + 100)
     assert predicted_ctr(clicks=500, impressions=10_000) == pytest.approx(502 / 10_100)
-    # More clicks than impressions (a data error) cannot exceed a CTR of 1.
-    assert predicted_ctr(clicks=50, impressions=10) <= 1.0
+
+
+def test_predicted_ctr_caps_clicks_at_impressions():
+    # Far more clicks than impressions (a data error, or click fraud counted before its
+    # filter) count as one click per impression: (10 + 2) / (10 + 100), not (5000 + 2) / 110.
+    assert predicted_ctr(clicks=5_000, impressions=10) == pytest.approx(12 / 110, rel=1e-12)
+    assert predicted_ctr(clicks=5_000, impressions=10) == predicted_ctr(clicks=10, impressions=10)
+    # Without impressions there is no evidence at all: the prior.
+    assert predicted_ctr(clicks=5_000, impressions=0) == pytest.approx(0.02, rel=1e-12)
 
 
 def test_cpc_second_price_is_the_bid_needed_to_keep_the_rank():

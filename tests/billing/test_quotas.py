@@ -117,9 +117,26 @@ def test_concurrent_runs_and_expired_reservations(subject, settings):
 
 @pytest.mark.django_db
 def test_subjects_are_independent(subject):
+    """One subject at its daily limit is refused; another subject's budget is untouched."""
     ent = _ent(daily_tokens=100)
-    quota_reserve(subject=subject, entitlements=ent, tokens=100, now=NOON)
-    quota_reserve(subject=subject + "-other", entitlements=ent, tokens=100, now=NOON)
+    other = subject + "-other"
+    first = quota_reserve(subject=subject, entitlements=ent, tokens=100, now=NOON)
+    assert (first.subject, first.tokens) == (subject, 100)
+    with pytest.raises(QuotaExceeded) as caught:
+        quota_reserve(subject=subject, entitlements=ent, tokens=1, now=NOON)
+    assert caught.value.code == "daily_tokens"
+    theirs = quota_reserve(subject=other, entitlements=ent, tokens=100, now=NOON)
+    assert (theirs.subject, theirs.tokens) == (other, 100)
+    for name in (subject, other):
+        usage = quota_usage_today(subject=name, entitlements=ent, now=NOON)
+        assert (usage.tokens_used, usage.tokens_reserved, usage.active_runs, usage.requests_this_minute) == (
+            0, 100, 1, 1)
+    # Settling one subject's run frees that subject's budget only.
+    quota_settle(reservation=first, used_tokens=40)
+    assert quota_usage_today(subject=subject, entitlements=ent, now=NOON).tokens_left == 60
+    assert quota_usage_today(subject=other, entitlements=ent, now=NOON).tokens_left == 0
+    with pytest.raises(QuotaExceeded):
+        quota_reserve(subject=other, entitlements=ent, tokens=1, now=NOON)
 
 
 def test_a_quota_subject_names_a_signed_in_person_or_a_guest_session():
