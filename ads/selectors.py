@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from django.db.models import Count, Q, QuerySet, Sum
 
 from ads.models import Advertiser, AdvertiserMembership, Campaign, CampaignStatDaily, Creative, Impression
-from billing.public import balance_micros
+from billing.public import balance_micros, ledger_payments, ledger_spend_by_day
 
 ROLE_RANK = {
     AdvertiserMembership.Role.VIEWER: 0,
@@ -55,6 +55,52 @@ def advertiser_balance_micros(*, advertiser: Advertiser) -> int:
     return balance_micros(account_id=advertiser.balance_account_id)
 
 
+@dataclass(frozen=True)
+class BalanceLine:
+    """One movement on the balance page: a top-up, a refund or dispute of one, a credit back."""
+
+    at: dt.datetime
+    kind: str
+    label: str
+    amount_micros: int
+    balance_after_micros: int
+    stripe_reference: str  # the Stripe object it comes from (cs_…, re_…, ch_…, dp_…), or ""
+    payment_intent: str
+    memo: str
+
+
+def _stripe_object(reference: str) -> str:
+    # References are "stripe:<what>:<Stripe id>[:…]" (billing.webhooks, billing.refunds).
+    parts = reference.split(":")
+    return parts[2] if len(parts) >= 3 and parts[0] == "stripe" else ""
+
+
+def advertiser_balance_lines(*, advertiser: Advertiser) -> list[BalanceLine]:
+    """Money in and out of the balance other than ad spend, newest first."""
+    lines = []
+    for entry in ledger_payments(account_id=advertiser.balance_account_id):
+        stripe_reference = _stripe_object(entry.reference)
+        label = "Top-up" if entry.reference.startswith("stripe:checkout:") else entry.get_kind_display()
+        lines.append(
+            BalanceLine(
+                at=entry.created_at,
+                kind=entry.kind,
+                label=label,
+                amount_micros=entry.amount_micros,
+                balance_after_micros=entry.balance_after_micros,
+                stripe_reference=stripe_reference,
+                payment_intent=entry.stripe_payment_intent,
+                memo=entry.memo,
+            )
+        )
+    return lines
+
+
+def advertiser_spend_by_day(*, advertiser: Advertiser, start: dt.date, end: dt.date) -> list[tuple[dt.date, int]]:
+    """Ad spend per UTC day as the ledger has it (the sum of every charge), newest first."""
+    return ledger_spend_by_day(account_id=advertiser.balance_account_id, start=start, end=end)
+
+
 def advertiser_balance_is_low(*, advertiser: Advertiser, balance: int) -> bool:
     return balance < advertiser.low_balance_threshold_micros or advertiser.low_balance_notified_at is not None
 
@@ -69,6 +115,10 @@ def campaigns_for_advertiser(*, advertiser: Advertiser) -> QuerySet[Campaign]:
             "creatives", filter=Q(creatives__review_status=Creative.ReviewStatus.REJECTED), distinct=True
         ),
     ).order_by("-created_at", "-id")
+
+
+def campaigns_paused_for_balance(*, advertiser: Advertiser) -> list[Campaign]:
+    return list(advertiser.campaigns.filter(pause_reason=Campaign.PauseReason.BALANCE).order_by("name", "id"))
 
 
 def campaign_get(*, advertiser: Advertiser, pk: int) -> Campaign | None:

@@ -215,17 +215,30 @@ class BalanceAccount(models.Model):
 
 
 class LedgerEntry(models.Model):
-    """One append-only movement on a balance account: positive credits, negative debits."""
+    """One append-only movement on a balance account: positive credits, negative debits.
+
+    Ad spend (debits) can never take a balance below zero. A reversal of a top-up that
+    Stripe refunded or that the card holder disputed can: the money has left already,
+    and the balance then says what the advertiser owes (see docs/billing.md)."""
 
     class Kind(models.TextChoices):
-        CREDIT = "credit"
-        DEBIT = "debit"
+        CREDIT = "credit", "Credit"  # a top-up (or a staff credit)
+        DEBIT = "debit", "Ad spend"
+        REFUND = "refund", "Refund"  # a top-up refunded in Stripe, reversed
+        DISPUTE = "dispute", "Dispute"  # a top-up disputed by the card holder, reversed
+        DISPUTE_WON = "dispute_won", "Dispute won"  # the disputed amount credited back
+
+    POSITIVE_KINDS = (Kind.CREDIT, Kind.DISPUTE_WON)
+    NEGATIVE_KINDS = (Kind.DEBIT, Kind.REFUND, Kind.DISPUTE)
 
     account = models.ForeignKey(BalanceAccount, on_delete=models.PROTECT, related_name="entries")
-    kind = models.CharField(max_length=6, choices=Kind.choices)
+    kind = models.CharField(max_length=12, choices=Kind.choices)
     amount_micros = models.BigIntegerField(help_text="Signed: credits positive, debits negative.")
     reference = models.CharField(max_length=200, unique=True, help_text="Idempotency key of the movement.")
     memo = models.CharField(max_length=200, blank=True)
+    # The Stripe PaymentIntent a top-up was paid with; its refunds and disputes carry the
+    # same id, which is how a charge event finds the top-up it reverses.
+    stripe_payment_intent = models.CharField(max_length=255, blank=True, db_index=True)
     # The account's balance after this entry: the running sum of amount_micros, written
     # under the account's row lock, so the balance is one indexed read instead of a SUM
     # over every impression ever charged (still derived from the rows; a test checks it).
@@ -238,10 +251,17 @@ class LedgerEntry(models.Model):
         indexes = [models.Index(fields=["account", "-id"], name="billing_ledger_account_latest")]
         constraints = [
             models.CheckConstraint(
-                condition=(Q(kind="credit", amount_micros__gt=0) | Q(kind="debit", amount_micros__lt=0)),
+                condition=(
+                    Q(kind__in=["credit", "dispute_won"], amount_micros__gt=0)
+                    | Q(kind__in=["debit", "refund", "dispute"], amount_micros__lt=0)
+                ),
                 name="billing_ledger_sign_matches_kind",
             ),
-            models.CheckConstraint(condition=Q(balance_after_micros__gte=0), name="billing_ledger_never_negative"),
+            # Ad spend never overspends: no debit leaves the balance below zero. Only a
+            # reversal of a top-up (and a credit that follows one) may be below zero.
+            models.CheckConstraint(
+                condition=~Q(kind="debit") | Q(balance_after_micros__gte=0), name="billing_ledger_debit_never_negative"
+            ),
         ]
 
     def __str__(self) -> str:

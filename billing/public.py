@@ -24,7 +24,9 @@ from billing.ledger import (
     balance_micros,
     ledger_credit,
     ledger_debit,
+    ledger_payments,
     ledger_reference_exists,
+    ledger_spend_by_day,
 )
 from billing.quotas import QuotaExceeded, Reservation, quota_release, quota_reserve, quota_settle, quota_subject_for
 from billing.selectors import plan_unlocking
@@ -48,7 +50,9 @@ __all__ = [
     "balance_micros",
     "ledger_credit",
     "ledger_debit",
+    "ledger_payments",
     "ledger_reference_exists",
+    "ledger_spend_by_day",
     # top-ups through Stripe Checkout (ads dashboard)
     "BillingNotConfigured",
     "MAX_TOPUP_MICROS",

@@ -3,7 +3,8 @@
 Recording (the view): the signature is checked on the raw body, then a StripeEvent
 row is inserted; its unique event id makes a replay a no-op. Processing (a Celery
 task, after commit) locks that row, dispatches the event to the module that owns its
-effect (billing.subscriptions for subscriptions, billing.ledger for top-ups) and marks
+effect (billing.subscriptions for subscriptions, billing.ledger for top-ups,
+billing.refunds for refunds and disputes of top-ups) and marks
 it processed in one transaction, so a retried task changes nothing either. The ordering
 rules that keep out-of-order delivery from regressing state live in billing.subscriptions.
 """
@@ -20,7 +21,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from billing.ledger import ledger_credit
+from billing import refunds
+from billing.ledger import balance_changed_notify, ledger_credit
 from billing.models import StripeEvent, Subscription
 from billing.subscriptions import subscription_checkout_link, subscription_snapshot_apply, subscription_status_observe
 
@@ -144,12 +146,17 @@ def _handle_checkout_completed(*, event: dict) -> str:
         if session.get("payment_status") != "paid":
             return "waiting: payment not settled yet"
         amount_micros = int(session["amount_total"]) * 10_000  # cents -> micros
+        payment_intent = refunds.stripe_id(session.get("payment_intent"))
         entry = ledger_credit(
             account_id=int(account_id),
             amount_micros=amount_micros,
             reference=f"stripe:checkout:{session['id']}",
             memo="Top-up through Stripe Checkout",
+            payment_intent=payment_intent,
         )
+        # Refunds or disputes of this payment that arrived before it was credited.
+        refunds.topup_reversals_replay(payment_intent=payment_intent)
+        balance_changed_notify(account_id=entry.account_id)
         return f"credited {entry.amount_micros} micros to balance account {account_id}"
     if session.get("mode") == "subscription":
         return subscription_checkout_link(
@@ -161,7 +168,14 @@ def _handle_checkout_completed(*, event: dict) -> str:
     return "ignored: checkout mode " + str(session.get("mode"))
 
 
+def _handle_charge_event(*, event: dict) -> str:
+    return refunds.charge_event_apply(type_=event["type"], obj=_object(event))
+
+
 HANDLERS = {
+    "charge.refunded": _handle_charge_event,
+    "charge.dispute.created": _handle_charge_event,
+    "charge.dispute.closed": _handle_charge_event,
     "checkout.session.completed": _handle_checkout_completed,
     "checkout.session.async_payment_succeeded": _handle_checkout_completed,
     "customer.subscription.created": _handle_subscription_event,

@@ -348,6 +348,9 @@ BILLING_GUEST_MAX_CONTEXT = env.int("BILLING_GUEST_MAX_CONTEXT", default=4096)
 # Where billing learns the model tiers' names (plans hold tier slugs; billing imports no
 # other app): a callable returning (slug, display name) pairs in display order.
 BILLING_MODEL_TIER_NAMES = "assistant.selectors.tier_names"
+# Told after a top-up, a refund or a dispute moved a balance (called with account_id=,
+# after commit): ads pauses the advertiser's campaigns below zero and resumes them above.
+BILLING_BALANCE_CHANGED = "ads.services.campaigns.advertiser_balance_changed"
 
 # --- logging ---------------------------------------------------------------------
 LOGGING = {

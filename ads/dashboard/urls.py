@@ -10,6 +10,7 @@ urlpatterns = [
     path("", views.landing, name="landing"),
     path("start/", views.org_create, name="org_create"),
     path("account/", views.overview, name="overview"),
+    path("account/balance/", views.balance, name="balance"),
     path("account/edit/", views.org_edit, name="org_edit"),
     path("account/switch/<int:advertiser_id>/", views.org_switch, name="org_switch"),
     path("account/topup/", views.topup, name="topup"),

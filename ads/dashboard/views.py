@@ -95,6 +95,30 @@ def overview(request: HttpRequest) -> HttpResponse:
     return _overview(request)
 
 
+@advertiser_required()
+@require_GET
+def balance(request: HttpRequest) -> HttpResponse:
+    """The balance and what moved it: top-ups, refunds and disputes (with their Stripe
+    references), and ad spend per day as the ledger has it."""
+    advertiser = request.advertiser  # type: ignore[attr-defined]
+    balance_now = selectors.advertiser_balance_micros(advertiser=advertiser)
+    today = timezone.now().date()
+    start = today - dt.timedelta(days=29)
+    return render(
+        request,
+        "ads/balance.html",
+        page_context(
+            request,
+            "balance",
+            balance_micros=balance_now,
+            lines=selectors.advertiser_balance_lines(advertiser=advertiser),
+            spend_by_day=selectors.advertiser_spend_by_day(advertiser=advertiser, start=start, end=today),
+            spend_start=start,
+            paused_by_balance=selectors.campaigns_paused_for_balance(advertiser=advertiser),
+        ),
+    )
+
+
 @advertiser_required(Role.OWNER)
 @require_http_methods(["GET", "POST"])
 def org_edit(request: HttpRequest) -> HttpResponse:

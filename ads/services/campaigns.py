@@ -316,16 +316,34 @@ def campaign_embed(*, campaign_id: int) -> bool:
     return True
 
 
-def campaigns_resume_funded() -> int:
+def advertiser_balance_changed(*, account_id: int) -> None:
+    """Billing moved money outside ad spend (a top-up, a refund, a dispute; wired by
+    settings.BILLING_BALANCE_CHANGED): at or below zero the advertiser's active campaigns
+    pause (reason: balance); above it, those paused for the balance resume."""
+    advertiser = Advertiser.objects.filter(balance_account_id=account_id).first()
+    if advertiser is None:
+        return
+    if balance_micros(account_id=account_id) <= 0:
+        paused = Campaign.objects.filter(advertiser=advertiser, status=Campaign.Status.ACTIVE).update(
+            status=Campaign.Status.PAUSED, pause_reason=Campaign.PauseReason.BALANCE
+        )
+        if paused:
+            transaction.on_commit(ad_index.invalidate)
+    else:
+        campaigns_resume_funded(advertiser_id=advertiser.pk)
+
+
+def campaigns_resume_funded(*, advertiser_id: int | None = None) -> int:
     """Campaigns paused for an empty balance resume once it is topped up; the
     low-balance flag clears once the balance is back above the threshold."""
     resumed = 0
-    for advertiser in Advertiser.objects.filter(campaigns__pause_reason=Campaign.PauseReason.BALANCE).distinct():
+    advertisers = Advertiser.objects.all() if advertiser_id is None else Advertiser.objects.filter(pk=advertiser_id)
+    for advertiser in advertisers.filter(campaigns__pause_reason=Campaign.PauseReason.BALANCE).distinct():
         if balance_micros(account_id=advertiser.balance_account_id) > 0:
             resumed += Campaign.objects.filter(
                 advertiser=advertiser, status=Campaign.Status.PAUSED, pause_reason=Campaign.PauseReason.BALANCE
             ).update(status=Campaign.Status.ACTIVE, pause_reason="")
-    for advertiser in Advertiser.objects.filter(low_balance_notified_at__isnull=False):
+    for advertiser in advertisers.filter(low_balance_notified_at__isnull=False):
         if balance_micros(account_id=advertiser.balance_account_id) >= advertiser.low_balance_threshold_micros:
             Advertiser.objects.filter(pk=advertiser.pk).update(low_balance_notified_at=None)
     if resumed:
