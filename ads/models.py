@@ -53,6 +53,44 @@ class Advertiser(models.Model):
         return self.paid_by or self.name
 
 
+class AdvertiserIdentityRevision(models.Model):
+    """A change of the advertiser's name or "paid by" (both appear on every card)
+    waiting for staff review, as an edited creative does. Cards keep showing the
+    approved Advertiser.name and paid_by until staff approve the change."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending review"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+        WITHDRAWN = "withdrawn", "Withdrawn"  # replaced by a newer change, or changed back
+
+    advertiser = models.ForeignKey(Advertiser, on_delete=models.CASCADE, related_name="identity_revisions")
+    name = models.CharField(max_length=120)
+    paid_by = models.CharField(max_length=160, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    review_reason = models.TextField(blank=True, help_text="Shown to the advertiser when rejected.")
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    submitted_at = models.DateTimeField(default=timezone.now)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-submitted_at", "-id"]
+        verbose_name = "advertiser name change"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["advertiser"], condition=Q(status="pending"), name="ads_identity_one_pending"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.advertiser_id}: {self.name} ({self.status})"
+
+
 class AdvertiserMembership(models.Model):
     class Role(models.TextChoices):
         OWNER = "owner", "Owner"  # everything, including members and top-ups
@@ -372,12 +410,18 @@ class AdFeedback(models.Model):
 
 
 class _StatBase(models.Model):
+    """What a report counts for one campaign in one period (ads.selectors.events_counted
+    defines each figure; the roll-up stores exactly that)."""
+
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
     impressions = models.BigIntegerField(default=0)
     invalid_impressions = models.BigIntegerField(default=0)
     clicks = models.BigIntegerField(default=0)
     invalid_clicks = models.BigIntegerField(default=0)
     spend_micros = models.BigIntegerField(default=0)
+    served = models.BigIntegerField(default=0, help_text="Impressions served in the period.")
+    viewable = models.BigIntegerField(default=0, help_text="Of those served in the period, how many became viewable.")
+    invalid_by_reason = models.JSONField(default=dict, blank=True, help_text="Invalid events per reason.")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
