@@ -327,6 +327,11 @@ ADS_RATE_PER_IP = env.str("ADS_RATE_PER_IP", default="300/m")
 # Guests: the first this many new guest sessions seen from one network per hour are billable.
 ADS_GUEST_SESSIONS_PER_IP_HOUR = env.int("ADS_GUEST_SESSIONS_PER_IP_HOUR", default=5)
 ADS_INDEX_SYNC = env.bool("ADS_INDEX_SYNC", default=False)  # rebuild the campaign index in the caller (tests)
+# The public ad library keeps a creative for this long after it last served (DSA art. 39).
+ADS_LIBRARY_RETENTION_DAYS = env.int("ADS_LIBRARY_RETENTION_DAYS", default=365)
+# The sensitive gate reads this many of the latest user turns (each in full, on its
+# own) plus the latest assistant answer: one sensitive turn among them blocks the ad.
+ADS_GATE_WINDOW_TURNS = env.int("ADS_GATE_WINDOW_TURNS", default=8)
 
 # --- stripe ----------------------------------------------------------------------
 STRIPE_SECRET_KEY = get_mandatory("STRIPE_SECRET_KEY")

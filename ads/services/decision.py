@@ -18,6 +18,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import connection
+from django.urls import reverse
 from django.utils import timezone
 
 from ads import embeddings, sensitive, tracking
@@ -190,6 +191,7 @@ def _impression_record(*, request: AdRequest, decision: Decision, now: datetime)
         "question": entry.question,
         "display_domain": entry.display_domain,
         **tracking.ad_urls(impression_id=str(impression.id), creative_id=entry.creative_id),
+        "library_url": reverse("ads:library_entry", args=[entry.creative_id]),
         "why": _why(entry, winner.matched),
     }
 

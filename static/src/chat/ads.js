@@ -73,6 +73,15 @@ export function buildAdCard(ad, { conversationId, post, ask }) {
   if (Array.isArray(info.matched) && info.matched.length) addRow("Matched", info.matched.join(", "));
   why.append(list);
   if (info.explanation) why.append(el("p", "ad-explanation", info.explanation));
+  if (typeof ad.library_url === "string" && ad.library_url.startsWith("/") && !ad.library_url.startsWith("//")) {
+    const library = el("a", "ad-library-link", "See this ad in the public ad library");
+    library.href = ad.library_url;
+    library.target = "_blank";
+    library.rel = "noopener";
+    const line = el("p", "ad-explanation");
+    line.append(library);
+    why.append(line);
+  }
   why.append(el("p", "ad-explanation", "Ads are chosen from this conversation only, never from a profile, and never change the answer."));
   card.append(why);
 
