@@ -91,26 +91,63 @@ class RecordedRequest:
 
 
 @dataclass
+class StripeAnswer:
+    """An answer the fake gives instead of its route's: a status, a JSON body, headers."""
+
+    status: int
+    body: dict
+    headers: dict = field(default_factory=dict)
+
+
+# Stripe's error answers, as its API sends them. The SDK retries a 500 (and 5xx), and a
+# 409 or any answer carrying "Stripe-Should-Retry: true" (Stripe sends it with the 429 of
+# a lock timeout), up to max_network_retries; never a 402.
+STRIPE_ERRORS = {
+    402: StripeAnswer(402, {"error": {
+        "type": "card_error", "code": "card_declined", "decline_code": "generic_decline",
+        "message": "Your card was declined.", "request_log_url": "https://dashboard.stripe.com/test/logs/req_x",
+    }}),
+    429: StripeAnswer(429, {"error": {
+        "type": "invalid_request_error", "code": "lock_timeout",
+        "message": "This object cannot be accessed right now because another API request or Stripe process is "
+                   "currently accessing it. If you see this error intermittently, retry the request.",
+    }}, {"stripe-should-retry": "true"}),
+    500: StripeAnswer(500, {"error": {"type": "api_error", "message": "An unknown error occurred"}}),
+}
+
+
+@dataclass
 class RecordingStripeHTTP(stripe.HTTPClient):
-    """The network edge replaced: records every request the SDK sends and answers from `routes`."""
+    """The network edge replaced: records every request the SDK sends and answers from
+    `routes`, or with the errors queued by `fail` (one per request, first)."""
 
     name = "recording"
     routes: dict = field(default_factory=dict)  # (method, path) -> callable(params) -> dict
     requests: list = field(default_factory=list)
+    failures: dict = field(default_factory=dict)  # (method, path) -> [StripeAnswer, ...]
 
     def __post_init__(self) -> None:
         super().__init__()
+
+    def fail(self, method: str, path: str, *statuses: int) -> None:
+        """The next requests to (method, path) get these error answers (402, 429, 500), in order."""
+        self.failures.setdefault((method.upper(), path), []).extend(STRIPE_ERRORS[s] for s in statuses)
 
     def request(self, method, url, headers, post_data=None, *, _usage=None):
         parts = urlsplit(url)
         body = post_data.decode() if isinstance(post_data, bytes) else (post_data or parts.query)
         params = dict(parse_qsl(body, keep_blank_values=True))
         self.requests.append(RecordedRequest(method.upper(), parts.path, dict(headers), params))
+        request_id = {"request-id": f"req_{len(self.requests)}"}
+        queued = self.failures.get((method.upper(), parts.path))
+        if queued:
+            answer = queued.pop(0)
+            return json.dumps(answer.body), answer.status, {**answer.headers, **request_id}
         route = self.routes.get((method.upper(), parts.path))
         if route is None:
             error = {"error": {"type": "invalid_request_error", "message": f"no fake route {method} {parts.path}"}}
             return json.dumps(error), 404, {}
-        return json.dumps(route(params)), 200, {"Request-Id": f"req_{len(self.requests)}"}
+        return json.dumps(route(params)), 200, request_id
 
     def request_stream(self, method, url, headers, post_data=None, *, _usage=None):
         raise NotImplementedError

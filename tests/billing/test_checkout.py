@@ -123,6 +123,44 @@ def test_a_stripe_error_is_reported(client, user, plans, stripe_routes):
     assert "Stripe could not start the checkout just now. Nothing was charged" in response.content.decode()
 
 
+CHECKOUT_FAILED = "Stripe could not start the checkout just now. Nothing was charged; please try again."
+
+
+@pytest.mark.parametrize("status", [429, 500])
+def test_a_retryable_stripe_error_is_retried_with_the_same_idempotency_key(client, user, plans, stripe_routes,
+                                                                            status):
+    """A 500, or a 429 that Stripe marks retryable: the SDK tries again (max_network_retries
+    = 2, so three attempts in all) with the same idempotency key, and the third succeeds."""
+    stripe_routes.fail("POST", "/v1/checkout/sessions", status, status)
+    client.force_login(user)
+    response = client.post("/billing/subscribe/plus", {"interval": "monthly", "request_token": TOKEN})
+    assert (response.status_code, response["Location"]) == (302, "https://checkout.stripe.com/c/pay/cs_test_1")
+    attempts = stripe_routes.sent("POST", "/v1/checkout/sessions")
+    assert len(attempts) == 3
+    assert {a.header("Idempotency-Key") for a in attempts} == {f"lhama-checkout-{user.pk}-plus-monthly-{TOKEN}"}
+
+
+@pytest.mark.parametrize("status", [429, 500])
+def test_a_stripe_error_that_outlasts_the_retries_is_reported(client, user, plans, stripe_routes, status):
+    stripe_routes.fail("POST", "/v1/checkout/sessions", status, status, status, status)
+    client.force_login(user)
+    response = client.post("/billing/subscribe/plus", {"interval": "monthly", "request_token": TOKEN}, follow=True)
+    assert response.redirect_chain == [("/billing/pricing", 302)]
+    assert CHECKOUT_FAILED in response.content.decode()
+    assert len(stripe_routes.sent("POST", "/v1/checkout/sessions")) == 3  # 1 + max_network_retries
+    assert len(stripe_routes.failures[("POST", "/v1/checkout/sessions")]) == 1  # the fourth was never asked
+
+
+def test_a_402_is_not_retried_and_the_person_is_told(client, user, plans, stripe_routes):
+    stripe_routes.fail("POST", "/v1/checkout/sessions", 402)
+    client.force_login(user)
+    response = client.post("/billing/subscribe/plus", {"interval": "monthly", "request_token": TOKEN}, follow=True)
+    assert response.redirect_chain == [("/billing/pricing", 302)]
+    assert CHECKOUT_FAILED in response.content.decode()
+    assert len(stripe_routes.sent("POST", "/v1/checkout/sessions")) == 1
+    assert not Subscription.objects.exists()
+
+
 def test_subscribe_needs_login(client, plans, stripe_routes):
     response = client.post("/billing/subscribe/plus", {"interval": "monthly", "request_token": TOKEN})
     assert response.status_code == 302

@@ -1,10 +1,16 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connections
+from django.test import Client
 
 from billing.entitlements import entitlements_for
 from billing.ledger import balance_micros
@@ -303,3 +309,54 @@ def test_a_validly_signed_but_malformed_payload_is_rejected(client, webhook_secr
                            HTTP_STRIPE_SIGNATURE=stripe_signature(body))
     assert response.status_code == 400
     assert StripeEvent.objects.count() == 0
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "").startswith("postgres"),
+    reason="a real double delivery needs PostgreSQL's concurrent writers (set DATABASE_URL=postgres://...)",
+)
+@pytest.mark.django_db(transaction=True)
+def test_a_double_delivery_at_the_same_moment_has_one_effect(webhook_secret, caplog):
+    """Stripe delivers one event twice at once (a retry racing the first attempt): two
+    threads, each with its own database connection, released together by a barrier.
+    One records it ("ok"), the other is told "duplicate"; it is processed once, and the
+    balance is credited once. Ten rounds, so the race is really run."""
+    caplog.set_level(logging.INFO, logger="billing.webhooks")
+    rounds = 10
+    accounts = [BalanceAccountFactory() for _ in range(rounds)]
+    events = [
+        se.event(
+            "checkout.session.completed",
+            se.checkout_session(session_id=f"cs_race_{n}", mode="payment", amount_total=1000,
+                                metadata={"kind": "topup", "balance_account_id": str(account.pk)}),
+            created=T0,
+        )
+        for n, account in enumerate(accounts)
+    ]
+    for event in events:
+        barrier = threading.Barrier(2)
+
+        def deliver(_n: int, event=event, barrier=barrier):
+            try:
+                client = Client()
+                barrier.wait(timeout=10)
+                return post_event(client, event)
+            finally:
+                connections.close_all()
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            responses = list(pool.map(deliver, range(2)))
+        assert sorted((r.status_code, r.content) for r in responses) == [(200, b"duplicate"), (200, b"ok")]
+
+    assert StripeEvent.objects.count() == rounds
+    assert StripeEvent.objects.filter(processed_at__isnull=True).count() == 0
+    for event, account in zip(events, accounts, strict=True):
+        session = event["data"]["object"]["id"]
+        assert list(LedgerEntry.objects.filter(account=account).values_list("amount_micros", "reference")) == [
+            (10_000_000, f"stripe:checkout:{session}")
+        ]
+        assert balance_micros(account_id=account.pk) == 10_000_000
+        # Processed once: the second delivery's task found the event already processed.
+        processed = [r for r in caplog.records if r.getMessage().startswith(f"stripe event {event['id']} ")]
+        assert len(processed) == 1, [r.getMessage() for r in processed]
