@@ -6,7 +6,10 @@ conversation, with the three match types of search advertising.
   "-ing" forms allowed ("renting gpus" does not match, "gpu rentals" does);
 - broad  ``gpu rental``: every word appears somewhere, any order, same variants.
 A leading ``-`` makes a negative keyword (same match types): the campaign is never
-shown when it matches.
+shown when it matches. A broad negative follows search ads' broad-match negative: it
+blocks when every one of its words is in the conversation, in any order, with the
+same variants (case, accents, singular and plural, -ing); no synonyms, no
+misspellings. "-free trial" blocks "trials that are free", not "a gratis trial".
 
 Hand-written rather than a stemming library: the rules are three suffixes, and the
 matcher runs inside a 5 ms selection budget against tens of thousands of keywords.
@@ -15,6 +18,7 @@ matcher runs inside a 5 ms selection budget against tens of thousands of keyword
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 _WORD = re.compile(r"[^\W_]+(?:['’.+#][^\W_]+)*\+*#*", re.UNICODE)
@@ -29,9 +33,18 @@ def tokenize(text: str) -> list[str]:
     return [w.lower().replace("’", "'") for w in _WORD.findall(text or "")]
 
 
+def fold_accents(word: str) -> str:
+    """"café" and "cafe", "über" and "uber" are one word to phrase and broad matching
+    (exact matching stays verbatim)."""
+    decomposed = unicodedata.normalize("NFKD", word)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
 def stem(word: str) -> str:
-    """A light English normaliser: plural, -ing and final-e forms map to one key
-    ("courses" and "course", "running" and "run", "tuning" and "tune")."""
+    """A light English normaliser: accents folded, then plural, -ing and final-e
+    forms map to one key ("courses" and "course", "running" and "run", "tuning" and
+    "tune", "crème" and "creme")."""
+    word = fold_accents(word)
     if len(word) <= 3 or not word.isalpha():
         return word
     if word.endswith("ies") and len(word) > 4:

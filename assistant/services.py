@@ -161,6 +161,10 @@ def _ad_request(*, owner: Owner, user, conversation_id: str, turns: list[dict], 
     from ads.services.decision import AdRequest  # where used: ads calls back into this module
 
     user_turns = [t["content"] for t in turns if t["role"] == "user"][-CONTEXT_TURNS_FOR_ADS:]
+    # The sensitive gate reads a longer window, every turn whole and on its own: the
+    # latest user turns and the latest answer (attachments, once they exist, add theirs).
+    gate_user = [t["content"] for t in turns if t["role"] == "user"][-settings.ADS_GATE_WINDOW_TURNS:]
+    gate_answer = [t["content"] for t in turns if t["role"] == "assistant"][-1:]
     return AdRequest(
         conversation_id=conversation_id,
         user_id=owner.user_id,
@@ -169,6 +173,7 @@ def _ad_request(*, owner: Owner, user, conversation_id: str, turns: list[dict], 
         is_adult=getattr(user, "is_adult", None) if owner.user_id else None,
         ads_enabled=True,
         ads_dismissed=ads_dismissed,
+        turns=tuple(reversed(gate_user)) + tuple(gate_answer),  # latest user turn first
     )
 
 

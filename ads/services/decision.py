@@ -41,6 +41,11 @@ class AdRequest:
     ads_enabled: bool  # from Entitlements
     ads_dismissed: bool  # conversation flag
     language: str = "en"
+    # What the sensitive gate reads, each text on its own and in full (before any cut to
+    # MAX_CONTEXT_CHARS, which is for retrieval only): the latest ADS_GATE_WINDOW_TURNS
+    # user turns, the latest assistant answer, and any attachment's text as one more
+    # turn. Empty: only the older check on context_text (decision_compute).
+    turns: tuple[str, ...] = ()
 
 
 REASONS = {
@@ -82,6 +87,14 @@ def _gate(request: AdRequest) -> str:
     if not (request.context_text or "").strip():
         return "empty"
     return ""
+
+
+def _gate_sensitive(request: AdRequest) -> sensitive.SensitiveResult | None:
+    """The first sensitive text of the request's turns (sensitive.turns_sensitive: each
+    turn on its own, in full): any one of them blocks the ad for the conversation. A
+    request without turns is left to the check on context_text in decision_compute."""
+    turns = [t for t in request.turns if (t or "").strip()]
+    return sensitive.turns_sensitive(turns) if turns else None
 
 
 def decision_compute(
@@ -253,6 +266,8 @@ def ad_decide(*, request: AdRequest, now: datetime | None = None) -> dict | None
     now = now or timezone.now()
     viewer = tracking.viewer_key(user_id=request.user_id, session_key=request.session_key)
     try:
+        if _gate_sensitive(request) is not None:
+            return None
         decision = decision_compute(
             context_text=request.context_text, now=now, language=request.language, viewer=viewer
         )

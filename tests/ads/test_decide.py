@@ -66,6 +66,7 @@ def test_payload_matches_the_contract_and_records_a_served_impression(gpu_creati
         "ack_url",
         "feedback_url",
         "dismiss_url",
+        "library_url",
         "why",
     }
     assert set(ad["why"]) == {"advertiser", "paid_by", "matched", "explanation"}

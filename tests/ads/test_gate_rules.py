@@ -1,0 +1,176 @@
+"""The gate rules of the ad decision (ads/services/decision.py, the gate part): the
+sensitive gate reads every turn of its window whole and on its own, before the cut
+for retrieval, and the assistant hands it that window."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from ads.models import CampaignKeyword
+from ads.services.decision import MAX_CONTEXT_CHARS, AdRequest, ad_decide
+from tests.ads.factories import CampaignFactory, CreativeFactory
+
+pytestmark = pytest.mark.django_db
+
+COMMERCIAL = "Where can I find a gpu rental for training my model this weekend?"
+FILLER = (
+    "I compared a few cloud providers and their hourly prices for training runs, "
+    "looked at spot instances, storage and egress fees, and the setup time. "
+)
+SENSITIVE_TERM = "My chemo starts next week and I keep reading about the side effects."
+SENSITIVE_MEANING = "Honestly I think everyone would be better off without me around."
+
+
+@pytest.fixture
+def gpu_campaign(db):
+    campaign = CampaignFactory(language="en")
+    CampaignKeyword.objects.create(campaign=campaign, text="gpu rental", match_type="phrase")
+    return CreativeFactory(campaign=campaign, headline="GPUs by the hour")
+
+
+def _request(*, context_text: str = COMMERCIAL, turns: tuple[str, ...] = (), **extra) -> AdRequest:
+    return AdRequest(
+        conversation_id=str(uuid.uuid4()),
+        user_id=None,
+        session_key=f"sess-{uuid.uuid4().hex[:8]}",
+        context_text=context_text,
+        is_adult=None,
+        ads_enabled=True,
+        ads_dismissed=False,
+        turns=turns,
+        **extra,
+    )
+
+
+def test_commercial_window_gets_the_ad(gpu_campaign):
+    ad = ad_decide(request=_request(turns=(COMMERCIAL, FILLER, FILLER)))
+    assert ad is not None and ad["headline"] == "GPUs by the hour"
+
+
+@pytest.mark.parametrize("sensitive", [SENSITIVE_TERM, SENSITIVE_MEANING])
+def test_one_sensitive_turn_among_commercial_ones_blocks(gpu_campaign, sensitive):
+    turns = (COMMERCIAL, FILLER * 3, FILLER * 3, sensitive, FILLER * 3, COMMERCIAL)
+    assert ad_decide(request=_request(turns=turns)) is None
+
+
+def test_sensitive_sentence_after_the_retrieval_cut_blocks(gpu_campaign):
+    long_turn = COMMERCIAL + " " + FILLER * 20 + SENSITIVE_MEANING
+    assert long_turn.index(SENSITIVE_MEANING) > MAX_CONTEXT_CHARS
+    # retrieval reads the first MAX_CONTEXT_CHARS of context_text; the gate reads the turn whole
+    assert ad_decide(request=_request(context_text=long_turn, turns=(long_turn,))) is None
+    assert ad_decide(request=_request(context_text=COMMERCIAL, turns=(long_turn,))) is None
+    long_commercial = COMMERCIAL + " " + FILLER * 20
+    assert ad_decide(request=_request(context_text=long_commercial, turns=(long_commercial,))) is not None
+
+
+def test_attachment_text_is_one_more_turn(gpu_campaign):
+    attachment = FILLER * 5 + SENSITIVE_TERM
+    assert ad_decide(request=_request(turns=(COMMERCIAL, attachment))) is None
+
+
+def _assistant_request(history: list[tuple[str, str]]):
+    from assistant.selectors import Owner
+    from assistant.services import _ad_request
+    from billing.public import entitlements_for
+
+    return _ad_request(
+        owner=Owner(user_id=None, session_key="sess-gate"),
+        user=None,
+        conversation_id=str(uuid.uuid4()),
+        turns=[{"role": role, "content": content} for role, content in history],
+        entitlements=entitlements_for(user=None),
+        ads_dismissed=False,
+    )
+
+
+def test_assistant_hands_the_gate_the_window(gpu_campaign, settings):
+    settings.ADS_GATE_WINDOW_TURNS = 8
+    history = [
+        ("user", SENSITIVE_MEANING),  # 5 user messages back from the latest
+        ("assistant", "I'm really sorry you feel this way."),
+        ("user", "Thanks. Anyway, something else."),
+        ("assistant", "Sure."),
+        ("user", FILLER),
+        ("assistant", "Ok."),
+        ("user", FILLER),
+        ("assistant", "Ok."),
+        ("user", "Also about cloud prices."),
+        ("assistant", "The last answer, about hourly prices."),
+        ("user", COMMERCIAL),
+    ]
+    request = _assistant_request(history)
+    assert request.turns[0] == COMMERCIAL  # the latest user turn first
+    assert SENSITIVE_MEANING in request.turns
+    assert request.turns[-1] == "The last answer, about hourly prices."  # the latest answer
+    assert len(request.turns) == 7  # 6 user turns + the latest answer
+    assert SENSITIVE_MEANING not in request.context_text  # retrieval reads only the last turns
+    assert ad_decide(request=request) is None
+
+
+def test_the_window_is_configurable(gpu_campaign, settings):
+    history = [("user", SENSITIVE_TERM), ("user", FILLER), ("user", FILLER + "2"), ("user", COMMERCIAL)]
+    settings.ADS_GATE_WINDOW_TURNS = 2
+    request = _assistant_request(history)
+    assert request.turns == (COMMERCIAL, FILLER + "2")
+    assert ad_decide(request=request) is not None
+    settings.ADS_GATE_WINDOW_TURNS = 4
+    assert ad_decide(request=_assistant_request(history)) is None
+
+
+def test_sensitive_latest_answer_blocks(gpu_campaign):
+    history = [("user", COMMERCIAL), ("assistant", SENSITIVE_TERM), ("user", COMMERCIAL)]
+    assert ad_decide(request=_assistant_request(history)) is None
+
+
+# --- negative keywords as broad phrases ---------------------------------------------
+
+NEGATIVE_CASES = [
+    # (negative keyword line, conversation, blocks?)
+    ("-free trial", "are there trials that are free for this?", True),  # any order, plural
+    ("-free trial", "FREE TRIAL please", True),  # case
+    ("-free trial", "is there a free option", False),  # every word is needed
+    ("-free trial", "is there a gratis trial", False),  # no synonyms
+    ("-crème brûlée", "a recipe for creme brulee", True),  # accents folded
+    ("-creme brulee", "une crème brûlée, s'il vous plaît", True),
+    ("-used laptop", "laptops, used ones", True),
+    ('-"free trial"', "a free trial", True),  # phrase: together, in order
+    ('-"free trial"', "free trials", True),  # phrase variants
+    ('-"free trial"', "trials that are free", False),  # phrase: order matters
+    ("-[free trial]", "a free trial", True),  # exact: verbatim
+    ("-[free trial]", "free trials", False),
+]
+
+
+@pytest.mark.parametrize(("line", "text", "blocks"), NEGATIVE_CASES)
+def test_negative_keyword_match_types(line, text, blocks):
+    from ads.matching import keyword_matches, parse_keyword
+
+    keyword = parse_keyword(line)
+    assert keyword.is_negative
+    assert keyword_matches(keyword, text) is blocks
+
+
+@pytest.mark.parametrize(
+    ("negative", "match_type", "text", "shown"),
+    [
+        ("free trial", "broad", "gpu rental: are there trials that are free?", False),
+        ("crème brûlée", "broad", "gpu rental for a creme brulee startup", False),
+        ("free trial", "phrase", "gpu rental: are there trials that are free?", True),
+        ("free trial", "broad", "gpu rental: is there a gratis trial?", True),
+        ("free trial", "broad", "gpu rental: is there a free tier?", True),
+    ],
+)
+def test_negative_keyword_in_the_decision(db, negative, match_type, text, shown):
+    campaign = CampaignFactory(language="en")
+    CampaignKeyword.objects.create(campaign=campaign, text="gpu rental", match_type="phrase")
+    CampaignKeyword.objects.create(campaign=campaign, text=negative, match_type=match_type, is_negative=True)
+    CreativeFactory(campaign=campaign, headline="GPUs by the hour")
+    from ads.services.decision import ad_preview
+
+    # the preview runs retrieval and the auction without the per-turn gate: this tests matching only
+    preview = ad_preview(text=text)
+    assert (preview["ad"] is not None) is shown
+    if not shown:
+        assert [c["excluded"] for c in preview["candidates"]] == ["negative_keyword"]
