@@ -298,6 +298,12 @@ async def _finish(handle: RunHandle, *, status, error, finish_reason, usage, con
         if error is not None:
             ad_task.cancel()
         if ad:
+            from ads.services.delivery import impression_mark_sent
+
+            try:  # when the frame went out: an acknowledgement sooner than a second after it is refused
+                await database_sync_to_async(impression_mark_sent)(impression_id=ad["impression_id"])
+            except Exception:
+                logger.exception("run %s: recording when the ad was sent failed", spec.run_id)
             await events.event_send(events.ad(run_id=spec.run_id, conversation_id=spec.conversation_id, ad=ad))
     await events.event_send(events.end(run_id=spec.run_id))
     if spec.title_needed and error is None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db.models import Q, QuerySet
 
-from assistant.models import Conversation, GenerationRun, ModelTier
+from assistant.models import Conversation, GenerationRun, Message, ModelTier
 from billing.public import quota_subject_for
 
 
@@ -82,6 +82,17 @@ def run_get_for_owner(*, owner: Owner, run_id) -> GenerationRun | None:
         .select_related("assistant_message", "conversation", "tier")
         .first()
     )
+
+
+def session_has_complete_answer(*, session_key: str) -> bool:
+    """A guest session that has had at least one answer written to the end (the ads app
+    counts a guest's impressions only from then: a new session is a cheap identity)."""
+    return bool(session_key) and Message.objects.filter(
+        conversation__user__isnull=True,
+        conversation__session_key=session_key,
+        role=Message.Role.ASSISTANT,
+        status=Message.Status.COMPLETE,
+    ).exists()
 
 
 def tiers_active() -> QuerySet[ModelTier]:

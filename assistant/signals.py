@@ -12,6 +12,7 @@ import logging
 from allauth.account.signals import user_logged_in, user_signed_up
 from django.dispatch import receiver
 
+from ads.services.delivery import impressions_claim_for_user
 from ads.signals import impression_dismissed
 from assistant.services import conversation_ads_dismissed_set, conversations_claim_for_user
 
@@ -27,6 +28,8 @@ def _claim(request, user) -> None:
     if session.session_key:
         keys.add(session.session_key)  # a login that did not rotate the key
     moved = sum(conversations_claim_for_user(session_key=key, user=user) for key in keys if key)
+    for key in keys - {""}:  # the cards the guest was shown: their acknowledgement and click still count
+        impressions_claim_for_user(session_key=key, user_id=user.pk)
     if GUEST_KEY in session:
         del session[GUEST_KEY]
     if moved:

@@ -326,6 +326,9 @@ ADS_RATE_PER_VIEWER = env.str("ADS_RATE_PER_VIEWER", default="30/m")
 ADS_RATE_PER_IP = env.str("ADS_RATE_PER_IP", default="300/m")
 # Guests: the first this many new guest sessions seen from one network per hour are billable.
 ADS_GUEST_SESSIONS_PER_IP_HOUR = env.int("ADS_GUEST_SESSIONS_PER_IP_HOUR", default=5)
+# Whether a guest session has had a complete answer (ads imports no app above it): a
+# callable taking session_key=, named like BILLING_MODEL_TIER_NAMES.
+ADS_GUEST_ANSWERED = "assistant.selectors.session_has_complete_answer"
 ADS_INDEX_SYNC = env.bool("ADS_INDEX_SYNC", default=False)  # rebuild the campaign index in the caller (tests)
 # The public ad library keeps a creative for this long after it last served (DSA art. 39).
 ADS_LIBRARY_RETENTION_DAYS = env.int("ADS_LIBRARY_RETENTION_DAYS", default=365)

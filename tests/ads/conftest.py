@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,13 @@ def _ads_index_sync(settings):
     ad_index.reset()
     yield
     ad_index.reset()
+
+
+@pytest.fixture(autouse=True)
+def _own_rate_limits(settings):
+    """Each test counts its own tracking requests (the rate-limit counters live in the
+    cache, which Redis keeps from one test to the next)."""
+    settings.RATELIMIT_CACHE_PREFIX = f"rl:{uuid.uuid4().hex}:"
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.
 
 
 def served(creative, *, user=None, session_key="", price=400_000, conversation_id=None, when=None) -> Impression:
+    """Served a few seconds ago (an acknowledgement within a second of sending is not viewable)."""
     campaign = creative.campaign
     return Impression.objects.create(
         creative=creative,
@@ -31,7 +32,7 @@ def served(creative, *, user=None, session_key="", price=400_000, conversation_i
         user=user,
         session_key=session_key,
         viewer_key=tracking.viewer_key(user_id=user.pk if user else None, session_key=session_key),
-        served_at=when or timezone.now(),
+        served_at=when or timezone.now() - timedelta(seconds=5),
         bid_type=campaign.bid_type,
         bid_micros=campaign.max_bid_micros,
         price_micros=price,
@@ -43,6 +44,21 @@ def guest_client() -> tuple[Client, str]:
     session = client.session
     session.save()
     return client, session.session_key
+
+
+def answered(session_key: str) -> None:
+    """The guest session has had a complete answer (its impressions count from then)."""
+    from assistant.models import Conversation, Message
+
+    conversation = Conversation.objects.create(session_key=session_key)
+    Message.objects.create(conversation=conversation, role="assistant", content="Hi.", status="complete")
+
+
+def viewed(impression: Impression) -> Impression:
+    """Acknowledged viewable, as the card's page does before its link is clicked."""
+    Impression.objects.filter(pk=impression.pk).update(acknowledged_at=timezone.now(), is_valid=True)
+    impression.refresh_from_db()
+    return impression
 
 
 @pytest.fixture
@@ -68,7 +84,7 @@ def test_ack_counts_once_and_charges_cpm_a_thousandth_of_the_second_price(cpm_cr
     first = client.post(f"/ads/i/{impression.pk}/ack")
     again = client.post(f"/ads/i/{impression.pk}/ack")
     assert first.status_code == 200 and first.json() == {"counted": True, "valid": True, "reason": ""}
-    assert again.status_code == 200 and again.json() == {"counted": False, "valid": True, "reason": ""}
+    assert again.status_code == 200 and again.json() == {"counted": False, "valid": False, "reason": "duplicate"}
     impression.refresh_from_db()
     assert impression.cost_micros == 3_000
     assert impression.is_valid is True
@@ -95,6 +111,7 @@ def test_ack_is_bound_to_the_viewer(cpm_creative, user, other_user):
 @pytest.mark.django_db
 def test_guest_ack_by_session(cpm_creative):
     client, session_key = guest_client()
+    answered(session_key)
     impression = served(cpm_creative, session_key=session_key)
     assert client.post(f"/ads/i/{impression.pk}/ack").json()["counted"] is True
     other, _ = guest_client()
@@ -119,7 +136,7 @@ def test_bot_and_late_acks_are_invalid_and_free(cpm_creative, user):
     late = served(cpm_creative, user=user, when=timezone.now() - timedelta(hours=2))
     client = Client(HTTP_USER_AGENT=BROWSER)
     client.force_login(user)
-    assert client.post(f"/ads/i/{late.pk}/ack").json() == {"counted": False, "valid": False, "reason": "late"}
+    assert client.post(f"/ads/i/{late.pk}/ack").json() == {"counted": False, "valid": False, "reason": "expired"}
     assert Campaign.objects.get(pk=cpm_creative.campaign_id).spent_micros == 0
 
 
@@ -132,8 +149,9 @@ def click_path(impression: Impression) -> str:
 
 @pytest.mark.django_db
 def test_valid_click_redirects_to_the_approved_url_and_pays_the_second_price(cpc_creative, user):
-    impression = served(cpc_creative, user=user, price=400_000)
+    impression = viewed(served(cpc_creative, user=user, price=400_000))
     client = Client(HTTP_USER_AGENT=BROWSER)
+    client.force_login(user)
     response = client.get(click_path(impression))
     assert response.status_code == 302
     assert response["Location"] == "https://shop.example/landing?utm=lhama"
@@ -147,8 +165,9 @@ def test_valid_click_redirects_to_the_approved_url_and_pays_the_second_price(cpc
 
 @pytest.mark.django_db
 def test_duplicate_clicks_redirect_but_are_invalid_and_free(cpc_creative, user):
-    impression = served(cpc_creative, user=user, price=400_000)
+    impression = viewed(served(cpc_creative, user=user, price=400_000))
     client = Client(HTTP_USER_AGENT=BROWSER)
+    client.force_login(user)
     for _ in range(3):
         assert client.get(click_path(impression)).status_code == 302
     assert list(Click.objects.order_by("clicked_at").values_list("is_valid", "invalid_reason", "cost_micros")) == [
@@ -204,15 +223,18 @@ def test_a_token_for_another_creative_leads_nowhere(cpc_creative, user):
 
 
 @pytest.mark.django_db
-def test_expired_click_urls_lead_nowhere(cpc_creative, user, settings):
-    impression = served(cpc_creative, user=user)
+def test_expired_click_urls_still_lead_to_the_page_but_are_invalid_and_free(cpc_creative, user, settings):
+    impression = viewed(served(cpc_creative, user=user))
     path = click_path(impression)
     settings.ADS_CLICK_MAX_AGE_S = -1  # every token is already too old
-    response = Client(HTTP_USER_AGENT=BROWSER).get(path)
-    assert response.status_code == 400
-    assert b"expired" in response.content
+    client = Client(HTTP_USER_AGENT=BROWSER)
+    client.force_login(user)
+    response = client.get(path)
+    assert response.status_code == 302
+    assert response["Location"] == "https://shop.example/landing?utm=lhama"
     click = Click.objects.get()
     assert (click.is_valid, click.invalid_reason, click.impression_id) == (False, "expired", impression.pk)
+    assert Campaign.objects.get(pk=cpc_creative.campaign_id).spent_micros == 0
 
 
 @pytest.mark.django_db

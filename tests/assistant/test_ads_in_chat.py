@@ -49,6 +49,10 @@ async def test_the_ad_comes_after_done_and_never_reaches_the_model(upstream, tie
     assert (ad_frame["run_id"], ad_frame["conversation_id"]) == (frames[0]["run_id"], frames[0]["conversation_id"])
     assert ad_frame["ad"]["headline"] == "Zebra-striped H100s by the hour"
     assert ad_frame["ad"]["advertiser"] == "Northwind Compute"
+    from ads.models import Impression
+
+    impression = await sync_to_async(Impression.objects.get)(pk=ad_frame["ad"]["impression_id"])
+    assert impression.sent_at is not None and impression.sent_at >= impression.served_at  # acks count from it
     # Answer independence: nothing of the ad in any request the inference server received.
     await socket.send({"type": "message.send", "client_id": "c2", "conversation_id": frames[0]["conversation_id"],
                        "content": "And for a month?", "tier": "llama-3.1-8b"})

@@ -112,29 +112,75 @@ export function buildAdCard(ad, { conversationId, post, ask }) {
   return card;
 }
 
-/** POSTs `ackUrl` once, the first time the card is at least half visible in a visible tab. */
-export function acknowledgeWhenVisible(card, ackUrl, post) {
-  if (!ackUrl || !("IntersectionObserver" in window)) return;
-  let sent = false;
+/** How long the card must stay viewable without a break (MRC: one continuous second). */
+export const VIEWABLE_MS = 1000;
+/** The share of the card's pixels that must be in view (MRC: half). */
+export const VIEWABLE_RATIO = 0.5;
+
+/**
+ * POSTs `ackUrl` once, when the card has been viewable as the MRC measures it: at least
+ * half of its pixels in view (IntersectionObserver), on a visible (Page Visibility API)
+ * and focused tab, for one continuous second. Any break (scrolled away, tab hidden,
+ * window blurred, card removed) stops the clock, and it starts again from zero. The
+ * request carries the measured time in view (`visible_ms`). Returns a function that
+ * stops watching.
+ */
+export function acknowledgeWhenVisible(card, ackUrl, post, { viewableMs = VIEWABLE_MS } = {}) {
+  if (!ackUrl || !("IntersectionObserver" in window)) return () => {};
+  let inView = false;
+  let since = null; // when the current unbroken viewable stretch began
+  let timer = null;
+  let done = false;
+
+  const viewable = () =>
+    inView && card.isConnected && document.visibilityState === "visible" && document.hasFocus();
+
+  const check = () => {
+    if (done) return;
+    if (!card.isConnected) return stop();
+    if (!viewable()) {
+      since = null;
+      card.dataset.viewable = "no";
+      clearTimeout(timer);
+      timer = null;
+      return;
+    }
+    const now = performance.now();
+    if (since === null) since = now;
+    card.dataset.viewable = "yes";
+    const left = since + viewableMs - now;
+    if (left > 0) {
+      clearTimeout(timer);
+      timer = setTimeout(check, left);
+      return;
+    }
+    const visibleMs = Math.round(now - since);
+    stop();
+    card.dataset.acknowledged = "yes";
+    post(ackUrl, { visible_ms: String(visibleMs) }).catch(() => null);
+  };
+
   const observer = new IntersectionObserver(
     (entries) => {
-      for (const entry of entries) {
-        if (sent || !entry.isIntersecting || document.visibilityState !== "visible") continue;
-        sent = true;
-        observer.disconnect();
-        card.dataset.acknowledged = "yes";
-        post(ackUrl, {}).catch(() => null);
-      }
+      for (const entry of entries) inView = entry.isIntersecting && entry.intersectionRatio >= VIEWABLE_RATIO;
+      check();
     },
-    { threshold: 0.5 },
+    { threshold: [0, VIEWABLE_RATIO, 1] },
   );
+  document.addEventListener("visibilitychange", check);
+  window.addEventListener("focus", check);
+  window.addEventListener("blur", check);
   observer.observe(card);
-  // A card that appeared in a background tab is counted when the tab is shown.
-  document.addEventListener("visibilitychange", () => {
-    if (sent || document.visibilityState !== "visible" || !card.isConnected) return;
-    observer.unobserve(card);
-    observer.observe(card);
-  });
+
+  function stop() {
+    done = true;
+    clearTimeout(timer);
+    observer.disconnect();
+    document.removeEventListener("visibilitychange", check);
+    window.removeEventListener("focus", check);
+    window.removeEventListener("blur", check);
+  }
+  return stop;
 }
 
 /**
