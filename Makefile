@@ -64,6 +64,7 @@ run: demo
 
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 
 test: setup browser lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
