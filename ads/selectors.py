@@ -6,11 +6,24 @@ alone."""
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db.models import Count, Q, QuerySet, Sum
+from django.utils import timezone
 
-from ads.models import Advertiser, AdvertiserMembership, Campaign, CampaignStatDaily, Creative, Impression
+from ads.models import (
+    Advertiser,
+    AdvertiserMembership,
+    Campaign,
+    CampaignStatDaily,
+    Click,
+    Creative,
+    Impression,
+    InvalidEvent,
+    InvalidReason,
+)
 from billing.public import balance_micros, ledger_payments, ledger_spend_by_day
 
 ROLE_RANK = {
@@ -130,6 +143,20 @@ def creative_get(*, advertiser: Advertiser, pk: int) -> Creative | None:
 
 
 # --- performance ----------------------------------------------------------------------
+#
+# What a report counts, per campaign and period (`events_counted`, the one definition;
+# the roll-up stores exactly it):
+#   impressions  valid (viewable, billable) impressions, on the day they were acknowledged
+#   clicks       valid clicks, on the day they were made
+#   spend        what those cost: the same micros the ledger debited for them
+#   served       impressions served in the period; viewable: of those, acknowledged viewable
+#   invalid      every refused acknowledgement or click (InvalidEvent), by kind and reason
+# Today and yesterday (UTC) are read from the raw events, so they are live; earlier days
+# from the daily roll-up (docs/ads.md, "Reports").
+
+LIVE_DAYS = 2
+COUNTS = ("impressions", "clicks", "spend_micros", "invalid_impressions", "invalid_clicks", "served", "viewable")
+INVALID_REASONS = [(value, label) for value, label in InvalidReason.choices if value]
 
 
 @dataclass(frozen=True)
@@ -139,6 +166,9 @@ class Metrics:
     spend_micros: int = 0
     invalid_impressions: int = 0
     invalid_clicks: int = 0
+    served: int = 0
+    viewable: int = 0
+    invalid_by_reason: dict[str, int] = field(default_factory=dict)
 
     @property
     def ctr(self) -> float | None:
@@ -156,56 +186,131 @@ class Metrics:
     def invalid_events(self) -> int:
         return self.invalid_impressions + self.invalid_clicks
 
+    @property
+    def viewable_rate(self) -> float | None:
+        return self.viewable / self.served if self.served else None
+
+    @property
+    def invalid_reasons(self) -> list[tuple[str, str, int]]:
+        """(reason, label, count) for every reason, in InvalidReason's order."""
+        return [(value, label, self.invalid_by_reason.get(value, 0)) for value, label in INVALID_REASONS]
+
+    def __bool__(self) -> bool:
+        return any(getattr(self, name) for name in COUNTS)
+
+    def __add__(self, other: Metrics) -> Metrics:
+        reasons = dict(self.invalid_by_reason)
+        for reason, count in other.invalid_by_reason.items():
+            reasons[reason] = reasons.get(reason, 0) + count
+        return Metrics(
+            **{name: getattr(self, name) + getattr(other, name) for name in COUNTS}, invalid_by_reason=reasons
+        )
+
+    def as_row(self) -> dict:
+        return {**{name: getattr(self, name) for name in COUNTS}, "invalid_by_reason": dict(self.invalid_by_reason)}
+
     @classmethod
     def from_row(cls, row: dict) -> Metrics:
         return cls(
-            impressions=row.get("impressions") or 0,
-            clicks=row.get("clicks") or 0,
-            spend_micros=row.get("spend_micros") or 0,
-            invalid_impressions=row.get("invalid_impressions") or 0,
-            invalid_clicks=row.get("invalid_clicks") or 0,
+            **{name: row.get(name) or 0 for name in COUNTS}, invalid_by_reason=dict(row.get("invalid_by_reason") or {})
         )
 
 
-_SUMS = {
-    "impressions": Sum("impressions"),
-    "clicks": Sum("clicks"),
-    "spend_micros": Sum("spend_micros"),
-    "invalid_impressions": Sum("invalid_impressions"),
-    "invalid_clicks": Sum("invalid_clicks"),
-}
+def _metrics_sum(items) -> Metrics:
+    total = Metrics()
+    for metrics in items:
+        total = total + metrics
+    return total
 
 
-def _stats(*, advertiser: Advertiser, start: dt.date | None, end: dt.date | None, campaign_id: int | None = None):
-    rows = CampaignStatDaily.objects.filter(campaign__advertiser=advertiser)
+def events_counted(
+    *, start: dt.datetime, end: dt.datetime, advertiser_id: int | None = None, campaign_id: int | None = None
+) -> dict[int, Metrics]:
+    """The raw events of [start, end) per campaign (campaigns without any are absent)."""
+    scope = {}
+    if advertiser_id is not None:
+        scope["advertiser_id"] = advertiser_id
     if campaign_id is not None:
-        rows = rows.filter(campaign_id=campaign_id)
+        scope["campaign_id"] = campaign_id
+    counts: dict[int, dict] = defaultdict(lambda: {"invalid_by_reason": defaultdict(int)})
+    # A valid acknowledgement comes within the acknowledgement window of serving, so the
+    # served_at bound (the campaign/served_at index) loses none of them.
+    earliest_served = start - dt.timedelta(seconds=settings.ADS_IMPRESSION_ACK_WINDOW_S)
+    valid_impressions = Impression.objects.filter(
+        **scope, is_valid=True, acknowledged_at__gte=start, acknowledged_at__lt=end, served_at__gte=earliest_served
+    )
+    for row in valid_impressions.values("campaign_id").annotate(n=Count("id"), spend=Sum("cost_micros")):
+        counts[row["campaign_id"]]["impressions"] = row["n"]
+        counts[row["campaign_id"]]["spend_micros"] = row["spend"] or 0
+    served = Impression.objects.filter(**scope, served_at__gte=start, served_at__lt=end)
+    for row in served.values("campaign_id").annotate(n=Count("id"), viewable=Count("id", filter=Q(is_valid=True))):
+        counts[row["campaign_id"]].update(served=row["n"], viewable=row["viewable"])
+    click_scope = {("campaign__advertiser_id" if k == "advertiser_id" else k): v for k, v in scope.items()}
+    clicks = Click.objects.filter(**click_scope, is_valid=True, clicked_at__gte=start, clicked_at__lt=end)
+    for row in clicks.values("campaign_id").annotate(n=Count("id"), spend=Sum("cost_micros")):
+        counts[row["campaign_id"]]["clicks"] = row["n"]
+        counts[row["campaign_id"]]["spend_micros"] = counts[row["campaign_id"]].get("spend_micros", 0) + (
+            row["spend"] or 0
+        )
+    invalid = InvalidEvent.objects.filter(**scope, campaign__isnull=False, created_at__gte=start, created_at__lt=end)
+    for row in invalid.values("campaign_id", "kind", "reason").annotate(n=Count("id")):
+        entry = counts[row["campaign_id"]]
+        name = "invalid_impressions" if row["kind"] == InvalidEvent.Kind.IMPRESSION else "invalid_clicks"
+        entry[name] = entry.get(name, 0) + row["n"]
+        entry["invalid_by_reason"][row["reason"]] += row["n"]
+    return {campaign: Metrics.from_row(values) for campaign, values in counts.items()}
+
+
+def _day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    start = dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
+    return start, start + dt.timedelta(days=1)
+
+
+def live_days_start(*, today: dt.date | None = None) -> dt.date:
+    """The first day read from the raw events rather than the roll-up."""
+    return (today or timezone.now().date()) - dt.timedelta(days=LIVE_DAYS - 1)
+
+
+def _per_day_and_campaign(
+    *, advertiser: Advertiser, start: dt.date | None, end: dt.date | None, campaign_id: int | None = None
+) -> dict[tuple[dt.date, int], Metrics]:
+    today = timezone.now().date()
+    live_from = live_days_start(today=today)
+    end = min(end or today, today)
+    rolled = CampaignStatDaily.objects.filter(campaign__advertiser=advertiser, day__lt=live_from, day__lte=end)
+    if campaign_id is not None:
+        rolled = rolled.filter(campaign_id=campaign_id)
     if start is not None:
-        rows = rows.filter(day__gte=start)
-    if end is not None:
-        rows = rows.filter(day__lte=end)
-    return rows
+        rolled = rolled.filter(day__gte=start)
+    result = {
+        (row["day"], row["campaign_id"]): Metrics.from_row(row)
+        for row in rolled.values("day", "campaign_id", *COUNTS, "invalid_by_reason")
+    }
+    day = max(start or live_from, live_from)
+    while day <= end:
+        day_start, day_end = _day_bounds(day)
+        live = events_counted(start=day_start, end=day_end, advertiser_id=advertiser.pk, campaign_id=campaign_id)
+        result.update({(day, campaign): metrics for campaign, metrics in live.items()})
+        day += dt.timedelta(days=1)
+    return result
 
 
 def performance_totals(
     *, advertiser: Advertiser, start: dt.date | None, end: dt.date | None, campaign_id: int | None = None
 ) -> Metrics:
-    return Metrics.from_row(
-        _stats(advertiser=advertiser, start=start, end=end, campaign_id=campaign_id).aggregate(**_SUMS)
-    )
+    rows = _per_day_and_campaign(advertiser=advertiser, start=start, end=end, campaign_id=campaign_id)
+    return _metrics_sum(rows.values())
 
 
 def performance_daily(
     *, advertiser: Advertiser, start: dt.date, end: dt.date, campaign_id: int | None = None
 ) -> list[tuple[dt.date, Metrics]]:
     """One entry per day from start to end inclusive; days without events are zeros."""
-    by_day = {
-        row["day"]: Metrics.from_row(row)
-        for row in _stats(advertiser=advertiser, start=start, end=end, campaign_id=campaign_id)
-        .values("day")
-        .annotate(**_SUMS)
-        .order_by("day")
-    }
+    by_day: dict[dt.date, Metrics] = defaultdict(Metrics)
+    for (day, _), metrics in _per_day_and_campaign(
+        advertiser=advertiser, start=start, end=end, campaign_id=campaign_id
+    ).items():
+        by_day[day] = by_day[day] + metrics
     days = (end - start).days + 1
     return [(day, by_day.get(day, Metrics())) for day in (start + dt.timedelta(days=i) for i in range(days))]
 
@@ -214,12 +319,34 @@ def performance_by_campaign(
     *, advertiser: Advertiser, start: dt.date | None, end: dt.date | None
 ) -> list[tuple[Campaign, Metrics]]:
     """Every campaign of the advertiser (also those without events in the range)."""
-    by_campaign = {
-        row["campaign_id"]: Metrics.from_row(row)
-        for row in _stats(advertiser=advertiser, start=start, end=end).values("campaign_id").annotate(**_SUMS)
-    }
+    by_campaign: dict[int, Metrics] = defaultdict(Metrics)
+    for (_, campaign_id), metrics in _per_day_and_campaign(advertiser=advertiser, start=start, end=end).items():
+        by_campaign[campaign_id] = by_campaign[campaign_id] + metrics
     campaigns = advertiser.campaigns.order_by("name", "id")
     return [(campaign, by_campaign.get(campaign.pk, Metrics())) for campaign in campaigns]
+
+
+@dataclass(frozen=True)
+class PerformanceReport:
+    totals: Metrics
+    daily: list[tuple[dt.date, Metrics]]
+    by_campaign: list[tuple[Campaign, Metrics]]
+
+
+def performance_report(*, advertiser: Advertiser, start: dt.date, end: dt.date) -> PerformanceReport:
+    """The performance page in one pass: totals, one entry per day, every campaign."""
+    rows = _per_day_and_campaign(advertiser=advertiser, start=start, end=end)
+    by_day: dict[dt.date, Metrics] = defaultdict(Metrics)
+    by_campaign: dict[int, Metrics] = defaultdict(Metrics)
+    for (day, campaign_id), metrics in rows.items():
+        by_day[day] = by_day[day] + metrics
+        by_campaign[campaign_id] = by_campaign[campaign_id] + metrics
+    days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+    return PerformanceReport(
+        totals=_metrics_sum(rows.values()),
+        daily=[(day, by_day.get(day, Metrics())) for day in days],
+        by_campaign=[(c, by_campaign.get(c.pk, Metrics())) for c in advertiser.campaigns.order_by("name", "id")],
+    )
 
 
 def performance_rows_for_export(
@@ -227,25 +354,20 @@ def performance_rows_for_export(
 ) -> list[tuple[dt.date, Campaign, Metrics]]:
     """One row per campaign per day with events, ordered by day then campaign name."""
     campaigns = {c.pk: c for c in advertiser.campaigns.all()}
-    rows = (
-        _stats(advertiser=advertiser, start=start, end=end)
-        .values("day", "campaign_id")
-        .annotate(**_SUMS)
-        .order_by("day", "campaign_id")
-    )
-    result = [(row["day"], campaigns[row["campaign_id"]], Metrics.from_row(row)) for row in rows]
+    rows = _per_day_and_campaign(advertiser=advertiser, start=start, end=end)
+    result = [(day, campaigns[campaign_id], metrics) for (day, campaign_id), metrics in rows.items() if metrics]
     result.sort(key=lambda r: (r[0], r[1].name.lower(), r[1].pk))
     return result
 
 
 def stats_updated_at(*, advertiser: Advertiser) -> dt.datetime | None:
-    latest = (
+    """When the roll-up (the days before the live ones) last ran for this advertiser."""
+    return (
         CampaignStatDaily.objects.filter(campaign__advertiser=advertiser)
         .order_by("-updated_at")
         .values_list("updated_at", flat=True)
         .first()
     )
-    return latest
 
 
 # --- frequency caps ---------------------------------------------------------------

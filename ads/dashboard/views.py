@@ -75,6 +75,7 @@ def _overview(request: HttpRequest, *, topup_form=None, invite_form=None, status
             members=selectors.advertiser_members(advertiser=advertiser),
             memberships=selectors.memberships_for_user(user=request.user),
             week=selectors.performance_totals(advertiser=advertiser, start=week_start, end=today),
+            today=selectors.performance_totals(advertiser=advertiser, start=today, end=today),
             week_start=week_start,
             campaigns_active=sum(1 for c in advertiser_campaigns if c.status == Campaign.Status.ACTIVE),
             campaigns_total=len(advertiser_campaigns),

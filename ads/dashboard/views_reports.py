@@ -44,12 +44,24 @@ def chart_rows(daily) -> list[dict]:
     ]
 
 
+def _invalid_rows(rows, reasons: list[tuple[str, str]]) -> list[tuple]:
+    """(key, [(reason, count) per shown reason], total) for each row with invalid events."""
+    return [
+        (key, [(reason, m.invalid_by_reason.get(reason, 0)) for reason, _ in reasons], m.invalid_events)
+        for key, m in rows
+        if m.invalid_events
+    ]
+
+
 @advertiser_required()
 @require_GET
 def performance(request: HttpRequest) -> HttpResponse:
     advertiser = request.advertiser  # type: ignore[attr-defined]
     form, start, end = _date_range(request)
-    daily = selectors.performance_daily(advertiser=advertiser, start=start, end=end)
+    report = selectors.performance_report(advertiser=advertiser, start=start, end=end)
+    totals, daily = report.totals, report.daily
+    # Invalid traffic: a column per reason seen in the period, a row per campaign or day that had any.
+    reasons = [(value, label) for value, label, count in totals.invalid_reasons if count]
     today = timezone.now().date()
     presets = [
         ("Last 7 days", today - dt.timedelta(days=6), today),
@@ -66,11 +78,15 @@ def performance(request: HttpRequest) -> HttpResponse:
             start=start,
             end=end,
             presets=presets,
-            totals=selectors.performance_totals(advertiser=advertiser, start=start, end=end),
-            by_campaign=selectors.performance_by_campaign(advertiser=advertiser, start=start, end=end),
+            totals=totals,
+            by_campaign=report.by_campaign,
             daily=daily,
             chart_rows=chart_rows(daily),
             updated_at=selectors.stats_updated_at(advertiser=advertiser),
+            live_from=selectors.live_days_start(),
+            invalid_reasons=reasons,
+            invalid_by_campaign=_invalid_rows(report.by_campaign, reasons),
+            invalid_by_day=_invalid_rows(daily, reasons),
         ),
         status=400 if form.is_bound and not form.is_valid() else 200,
     )
@@ -88,6 +104,10 @@ CSV_HEADER = [
     "ecpm_usd",
     "invalid_impressions",
     "invalid_clicks",
+    "served",
+    "viewable",
+    "viewable_rate_percent",
+    *(f"invalid_{reason}" for reason, _ in selectors.INVALID_REASONS),
 ]
 
 
@@ -128,6 +148,10 @@ def performance_csv(request: HttpRequest) -> HttpResponse:
                 _decimal(m.ecpm_micros, 6),
                 m.invalid_impressions,
                 m.invalid_clicks,
+                m.served,
+                m.viewable,
+                "" if m.viewable_rate is None else f"{m.viewable_rate * 100:.2f}",
+                *(count for _, _, count in m.invalid_reasons),
             ]
         )
     return response

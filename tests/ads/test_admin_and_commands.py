@@ -13,7 +13,16 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from ads.exports import user_export
-from ads.models import Advertiser, Campaign, CampaignStatDaily, CampaignStatHourly, Click, Creative, Impression
+from ads.models import (
+    Advertiser,
+    Campaign,
+    CampaignStatDaily,
+    CampaignStatHourly,
+    Click,
+    Creative,
+    Impression,
+    InvalidEvent,
+)
 from ads.services.campaigns import campaigns_resume_funded
 from ads.services.decision import ad_preview
 from ads.services.delivery import campaign_charge
@@ -227,6 +236,10 @@ def test_rollups_are_idempotent():
     Click.objects.create(
         campaign=campaign, creative=creative, clicked_at=hour + timedelta(minutes=31), invalid_reason="bot"
     )
+    # Delivery records every refused acknowledgement or click as an InvalidEvent: reports count those.
+    for kind, minute in (("impression", 20), ("click", 31)):
+        InvalidEvent.objects.create(kind=kind, reason="bot", campaign=campaign, advertiser=campaign.advertiser,
+                                    created_at=hour + timedelta(minutes=minute))
     Click.objects.create(
         campaign=campaign,
         creative=creative,

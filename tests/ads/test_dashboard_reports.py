@@ -10,7 +10,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from ads.models import AdvertiserMembership, Campaign, CampaignKeyword, Click, Impression
+from ads.models import AdvertiserMembership, Campaign, CampaignKeyword, Click, Impression, InvalidEvent
 from ads.services.reporting import stats_rollup_day
 from tests.ads.factories import AdvertiserFactory, CampaignFactory, CreativeFactory, MembershipFactory
 
@@ -29,6 +29,10 @@ def at(day: dt.date, hour: int = 12, minute: int = 0) -> dt.datetime:
 
 def impression(creative, when, *, valid: bool = True, cost: int = 0, reason: str = "") -> Impression:
     campaign = creative.campaign
+    if not valid:  # delivery records each refused acknowledgement as an InvalidEvent; reports count those
+        InvalidEvent.objects.create(
+            kind="impression", reason=reason, campaign=campaign, advertiser=campaign.advertiser, created_at=when
+        )
     return Impression.objects.create(
         creative=creative,
         campaign=campaign,
@@ -46,6 +50,10 @@ def impression(creative, when, *, valid: bool = True, cost: int = 0, reason: str
 
 
 def click(imp: Impression, when, *, valid: bool = True, cost: int = 0, reason: str = "") -> Click:
+    if not valid:
+        InvalidEvent.objects.create(
+            kind="click", reason=reason, campaign=imp.campaign, advertiser=imp.advertiser, created_at=when
+        )
     return Click.objects.create(
         impression=imp,
         creative=imp.creative,
@@ -104,6 +112,8 @@ def test_performance_numbers_come_from_the_events(member_client, known_events):
     html = response.content.decode()
     kpis = dict(re.findall(r'data-kpi="(\w+)">([^<]*)<', html))
     assert kpis == {
+        "served": "10",
+        "viewable": "9",
         "impressions": "9",
         "clicks": "3",
         "ctr": "33.33%",
@@ -170,10 +180,13 @@ def test_csv_export_is_exact(member_client, known_events):
     assert response["Content-Disposition"] == 'attachment; filename="lhama-ads-20261120-20261121.csv"'
     assert response.content.decode() == (
         "date,campaign_id,campaign,impressions,clicks,ctr_percent,spend_usd,avg_cpc_usd,ecpm_usd,"
-        "invalid_impressions,invalid_clicks\n"
-        f"2026-11-20,{alpha},Alpha,4,2,50.00,0.550000,0.275000,137.500000,1,1\n"
-        f"2026-11-20,{beta},Beta,3,0,0.00,0.006000,,2.000000,0,0\n"
-        f"2026-11-21,{alpha},Alpha,2,1,50.00,0.400000,0.400000,200.000000,0,0\n"
+        "invalid_impressions,invalid_clicks,served,viewable,viewable_rate_percent,"
+        "invalid_duplicate,invalid_bot,invalid_not_viewable,invalid_foreign_viewer,invalid_expired,"
+        "invalid_rate_limited,invalid_never_shown,invalid_tampered,invalid_guest_unverified,invalid_unknown,"
+        "invalid_not_approved,invalid_budget\n"
+        f"2026-11-20,{alpha},Alpha,4,2,50.00,0.550000,0.275000,137.500000,1,1,5,4,80.00,1,1,0,0,0,0,0,0,0,0,0,0\n"
+        f"2026-11-20,{beta},Beta,3,0,0.00,0.006000,,2.000000,0,0,3,3,100.00,0,0,0,0,0,0,0,0,0,0,0,0\n"
+        f"2026-11-21,{alpha},Alpha,2,1,50.00,0.400000,0.400000,200.000000,0,0,2,2,100.00,0,0,0,0,0,0,0,0,0,0,0,0\n"
     )
 
 
