@@ -12,6 +12,20 @@ tokens, connection kept open), "drop_mid" (closes the connection after `fault_af
 tokens), "http_500", "http_400", "malformed" (a non-JSON chunk after `fault_after`
 tokens), "refuse" is simulated by pointing a tier at a closed port instead.
 `usage=False` omits the final usage chunk (like llama.cpp's server).
+
+Context length: like vLLM, a request whose prompt plus `max_tokens` is over
+`max_model_len` (4096 unless a test sets it; None accepts anything) is refused with
+HTTP 400 and vLLM's error body, and its record says `refused="context_length"`. The
+fake counts a prompt as one token per whitespace-separated word plus 4 per message
+(`prompt_tokens`), and its tokenizer endpoints count the same words (+1 on llama.cpp's
+`/extras/tokenize/count`). Lhama's counter never counts less: with a tokenizer endpoint
+it adds 8 per message and 16 per prompt to these counts; without one it estimates a
+token per 3 ASCII characters plus the same overheads, which is at least a token per
+word for any text whose words have two characters or more (a word and its space are
+3 characters) — the rule the tests' texts keep.
+
+`open_requests` are the chat requests whose response is still being written (not yet
+finished, refused, dropped or disconnected by the client).
 """
 
 from __future__ import annotations
@@ -50,11 +64,17 @@ class RequestRecord:
     sent_tokens: int = 0
     disconnected: bool = False
     finished: bool = False
+    refused: str = ""  # why the request was refused before streaming ("context_length"), if it was
+    open: bool = True  # the handler is still writing its response
 
 
 class FakeUpstream:
-    def __init__(self, *, model: str = "fake-model") -> None:
+    DEFAULT_MAX_MODEL_LEN = 4096
+
+    def __init__(self, *, model: str = "fake-model", max_model_len: int | None = DEFAULT_MAX_MODEL_LEN) -> None:
         self.model = model
+        self.max_model_len = max_model_len
+        self._default_max_model_len = max_model_len
         self.default = Script()
         self.scripts: deque[Script] = deque()
         self.route: Callable[[dict], Script | None] | None = None  # per-request override (e.g. titles)
@@ -80,6 +100,14 @@ class FakeUpstream:
     def disconnects(self) -> int:
         return sum(1 for r in self.records if r.disconnected)
 
+    @property
+    def open_requests(self) -> list[RequestRecord]:
+        return [r for r in self.records if r.open]
+
+    @property
+    def refusals(self) -> list[RequestRecord]:
+        return [r for r in self.records if r.refused]
+
     def push(self, *scripts: Script) -> None:
         self.scripts.extend(scripts)
 
@@ -88,6 +116,7 @@ class FakeUpstream:
         self.records.clear()
         self.default = Script()
         self.route = None
+        self.max_model_len = self._default_max_model_len
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
         deadline = time.monotonic() + timeout
@@ -152,7 +181,7 @@ class FakeUpstream:
         body = await request.json()
         self.tokenize_calls += 1
         count = len(body.get("prompt", "").split())
-        return web.json_response({"count": count, "max_model_len": 4096, "tokens": list(range(count))})
+        return web.json_response({"count": count, "max_model_len": self.max_model_len, "tokens": list(range(count))})
 
     def _script_for(self, body: dict) -> Script:
         if self.route is not None:
@@ -163,8 +192,32 @@ class FakeUpstream:
             return self.scripts.popleft() if self.scripts else self.default
 
     @staticmethod
-    def _prompt_tokens(body: dict) -> int:
+    def prompt_tokens(body: dict) -> int:
+        """The prompt's tokens as this fake counts them: words, plus 4 per message."""
         return sum(len(str(m.get("content", "")).split()) + 4 for m in body.get("messages", []))
+
+    def _context_refusal(self, body: dict) -> web.Response | None:
+        """vLLM's answer to a prompt (plus max_tokens) over the model's context length."""
+        limit = self.max_model_len
+        if limit is None:
+            return None
+        prompt = self.prompt_tokens(body)
+        max_tokens = body.get("max_tokens")
+        if prompt >= limit:
+            message = (
+                f"This model's maximum context length is {limit} tokens. However, your request has "
+                f"{prompt} input tokens. Please reduce the length of the input messages."
+            )
+        elif isinstance(max_tokens, int) and prompt + max_tokens > limit:
+            message = (
+                f"'max_tokens' or 'max_completion_tokens' is too large: {max_tokens}. This model's maximum "
+                f"context length is {limit} tokens and your request has {prompt} input tokens "
+                f"({max_tokens} > {limit} - {prompt})."
+            )
+        else:
+            return None
+        error = {"message": message, "type": "BadRequestError", "param": None, "code": 400}
+        return web.json_response({"error": error}, status=400)
 
     def _chunk(self, delta: dict, finish_reason: str | None = None) -> bytes:
         data = {
@@ -180,6 +233,16 @@ class FakeUpstream:
         body = await request.json()
         record = RequestRecord(body=body, started=time.monotonic())
         self.records.append(record)
+        try:
+            return await self._answer(request, body, record)
+        finally:
+            record.open = False
+
+    async def _answer(self, request: web.Request, body: dict, record: RequestRecord) -> web.StreamResponse:
+        refusal = self._context_refusal(body)
+        if refusal is not None:
+            record.refused = "context_length"
+            return refusal
         script = self._script_for(body)
         if script.fault == "http_500":
             return web.json_response({"error": {"message": "upstream exploded", "type": "server_error"}}, status=500)
@@ -218,9 +281,9 @@ class FakeUpstream:
             await response.write(self._chunk({}, finish))
             if script.usage and body.get("stream_options", {}).get("include_usage"):
                 usage = {
-                    "prompt_tokens": self._prompt_tokens(body),
+                    "prompt_tokens": self.prompt_tokens(body),
                     "completion_tokens": len(tokens),
-                    "total_tokens": self._prompt_tokens(body) + len(tokens),
+                    "total_tokens": self.prompt_tokens(body) + len(tokens),
                 }
                 data = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()),
                         "model": self.model, "choices": [], "usage": usage}

@@ -49,14 +49,14 @@ async def wait_run_finished(run_id: str, timeout: float = 5.0) -> GenerationRun:
     raise AssertionError(f"run {run_id} still running")
 
 
-async def wait_snapshot(message_id: str, timeout: float = 5.0) -> Message:
-    """The answer once a snapshot has saved some partial text."""
+async def wait_snapshot(message_id: str, timeout: float = 5.0, *, containing: str = "") -> Message:
+    """The answer once a snapshot has saved some partial text (that contains `containing`)."""
     for _ in range(int(timeout / 0.05)):
         message = await db_message(message_id)
-        if message.content:
+        if message.content and containing in message.content:
             return message
         await asyncio.sleep(0.05)
-    raise AssertionError("no snapshot was written")
+    raise AssertionError(f"no snapshot with {containing!r} was written")
 
 
 # --- streaming -----------------------------------------------------------------------------
@@ -200,7 +200,7 @@ async def test_partial_text_is_snapshotted_while_streaming(upstream, tier, membe
     socket = await open_socket(sessions["member"])
     await socket.send(send_frame())
     started = await socket.recv()
-    answer = await wait_snapshot(started["assistant_message_id"])  # snapshots every 0.2 s in tests
+    answer = await wait_snapshot(started["assistant_message_id"], containing="w1 ")  # every 0.2 s in tests
     assert answer.status == "streaming"
     assert answer.content.startswith("w0 w1 ")
     run = await db_run(started["run_id"])
@@ -211,14 +211,19 @@ async def test_partial_text_is_snapshotted_while_streaming(upstream, tier, membe
 
 
 async def test_reconnect_resyncs_without_loss_or_duplication(upstream, tier, member, sessions):
-    upstream.default = Script(tokens=words(80), interval=0.01)
+    upstream.default = Script(tokens=words(200), interval=0.01)
     first = await open_socket(sessions["member"])
     await first.send(send_frame())
     started = await first.recv()
     seen = [await first.recv() for _ in range(3)]
+    assert [f["type"] for f in seen] == ["delta"] * 3
     last_seq = seen[-1]["seq"]
+    seen_text = "".join(f["text"] for f in seen)
+    record = next(r for r in upstream.records if not is_title_request(r.body))
     await first.close()
-    await asyncio.sleep(0.15)  # tokens keep coming while nobody listens
+    # Tokens keep coming while nobody listens: wait until the run has read ten more.
+    at_close = record.sent_tokens
+    assert await asyncio.to_thread(upstream.wait_for, lambda: record.sent_tokens >= at_close + 10, 5)
 
     second = await open_socket(sessions["member"])
     await second.send({"type": "run.subscribe", "run_id": started["run_id"], "after_seq": last_seq})
@@ -227,11 +232,13 @@ async def test_reconnect_resyncs_without_loss_or_duplication(upstream, tier, mem
     assert resync["type"] == "run.resync"
     assert (resync["run_id"], resync["conversation_id"], resync["status"]) == (
         started["run_id"], started["conversation_id"], "running")
-    assert resync["seq"] >= last_seq
-    assert resync["text"].startswith("".join(f["text"] for f in seen))
+    # The path under test ran: deltas were missed while disconnected, and the resync has them.
+    assert resync["seq"] > last_seq
+    assert resync["text"].startswith(seen_text) and len(resync["text"]) > len(seen_text)
     live = deltas(frames)
+    assert live, "the run was still streaming after the resync"
     assert [f["seq"] for f in live] == list(range(resync["seq"] + 1, resync["seq"] + 1 + len(live)))
-    assert resync["text"] + "".join(f["text"] for f in live) == "".join(words(80))
+    assert resync["text"] + "".join(f["text"] for f in live) == "".join(words(200))
     await second.close()
 
 
@@ -473,10 +480,12 @@ async def test_guest_without_a_session_is_told_to_reload(tier):
 
 
 async def test_another_users_ids_read_as_not_found(upstream, tier, member, other_member, sessions):
-    upstream.default = Script(tokens=words(200), interval=0.01)
+    upstream.default = Script(tokens=words(3000), interval=0.01)
     owner = await open_socket(sessions["member"])
     await owner.send(send_frame("my secret"))
     started = await owner.recv()
+    assert (await owner.recv())["type"] == "delta"
+    record = next(r for r in upstream.records if not is_title_request(r.body))
     intruder = await open_socket(sessions["other"])
     attempts = [
         {"type": "run.subscribe", "run_id": started["run_id"], "after_seq": 0},
@@ -495,10 +504,23 @@ async def test_another_users_ids_read_as_not_found(upstream, tier, member, other
         error = await intruder.recv()
         assert (error["type"], error["code"]) == ("error", "not_found"), attempt
     assert await intruder.nothing(0.2)
-    # The owner's run went on undisturbed.
+    # The owner's run went on undisturbed: the upstream keeps generating for it, and tokens
+    # generated after the intruder's stop still reach the owner, in sequence.
+    after = f"w{record.sent_tokens + 3} "
+    text, frames = "", []
+    while after not in text:
+        frame = await owner.recv(timeout=10)
+        frames.append(frame)
+        assert frame["type"] == "delta", frame
+        text += frame["text"]
+    seqs = [f["seq"] for f in frames]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    assert record in upstream.open_requests and not record.disconnected
     await owner.send({"type": "run.stop", "run_id": started["run_id"]})
     frames = await owner.until("done")
     assert frames[-1]["status"] == "stopped"
+    assert await asyncio.to_thread(upstream.wait_for, lambda: not record.open, 5)
+    assert record.disconnected and record.sent_tokens < 3000
     assert await db_count(Message) == 2
     await owner.close()
     await intruder.close()
@@ -560,11 +582,16 @@ async def test_edit_and_resend_drops_later_turns(upstream, tier, member, session
     await socket.close()
 
 
-async def test_history_is_fitted_to_the_context(upstream, transactional_db, member, sessions, free_plan):
+@pytest.mark.parametrize("tokenizer", ["estimate", "vllm"])
+async def test_history_is_fitted_to_the_context(upstream, transactional_db, member, sessions, free_plan, tokenizer):
+    """Six long turns in a 700-token context: the oldest are dropped, and every prompt
+    plus its max_tokens fits (the fake upstream, like vLLM, refuses one that does not).
+    With the server's tokenizer ("vllm") the fit is exact, so a few tokens too many fail."""
     from assistant.models import ModelTier
 
-    await sync_to_async(ModelTier.objects.filter(slug="llama-3.1-8b").update)(context_length=700,
-                                                                            max_output_tokens=100)
+    await sync_to_async(ModelTier.objects.filter(slug="llama-3.1-8b").update)(
+        context_length=700, max_output_tokens=100, tokenizer=tokenizer)
+    upstream.max_model_len = 700
     socket = await open_socket(sessions["member"])
     conversation_id = None
     for n in range(6):
@@ -572,12 +599,36 @@ async def test_history_is_fitted_to_the_context(upstream, transactional_db, memb
         frames = await socket.until("done", "error")
         assert frames[-1]["type"] == "done", frames[-1]
         conversation_id = frames[0]["conversation_id"]
-    last = chat_requests(upstream)[-1]["messages"]
+    assert upstream.refusals == []
+    requests = chat_requests(upstream)
+    assert len(requests) == 6
+    for body in requests:
+        assert upstream.prompt_tokens(body) + body["max_tokens"] <= 700
+        assert body["max_tokens"] == 100  # dropping turns keeps the answer its full budget
+    last = requests[-1]["messages"]
     assert last[0]["role"] == "system"
     assert last[-1]["content"].startswith("question 5 ")
     assert last[1]["role"] == "user"
     assert not any(m["content"].startswith("question 0 ") for m in last)  # the oldest were dropped
-    assert last[-1]["content"].startswith("question 5") and len(last) < 12
+    assert len(last) < 12
+    await socket.close()
+
+
+async def test_the_fake_upstream_refuses_a_prompt_over_the_context_like_vllm(upstream, tier, member, sessions):
+    """The check above can fail: a tier that claims more context than the server has gets
+    vLLM's 400, shown as an upstream error (and nothing is retried)."""
+    from assistant.models import ModelTier
+
+    await sync_to_async(ModelTier.objects.filter(slug="llama-3.1-8b").update)(context_length=4096,
+                                                                            max_output_tokens=256)
+    upstream.max_model_len = 200
+    socket = await open_socket(sessions["member"])
+    await socket.send(send_frame("lorem ipsum " * 100))
+    frames = await socket.until("done", "error")
+    assert (frames[-1]["type"], frames[-1]["code"]) == ("error", "upstream_error")
+    [refused] = upstream.refusals
+    assert refused.refused == "context_length"
+    assert upstream.prompt_tokens(refused.body) + refused.body["max_tokens"] > 200
     await socket.close()
 
 
@@ -613,12 +664,13 @@ async def test_a_run_whose_process_died_is_resynced_as_interrupted(upstream, tie
     socket = await open_socket(sessions["member"])
     await socket.send(send_frame())
     started = await socket.recv()
-    await wait_snapshot(started["assistant_message_id"])
+    await wait_snapshot(started["assistant_message_id"], containing="w1 ")
     await socket.close()
     # The owning process dies: its task vanishes without writing anything more.
     handle = runs._local_runs[started["run_id"]]
     handle.task.cancel()
-    await asyncio.sleep(0.05)
+    await asyncio.wait([handle.task], timeout=5)
+    assert handle.task.cancelled()
     if not settings.REDIS_URL:
         _in_process._logs.pop(started["run_id"], None)  # an in-process log dies with its process
     await sync_to_async(GenerationRun.objects.filter(pk=started["run_id"]).update)(
