@@ -335,6 +335,9 @@ ADS_LIBRARY_RETENTION_DAYS = env.int("ADS_LIBRARY_RETENTION_DAYS", default=365)
 # The sensitive gate reads this many of the latest user turns (each in full, on its
 # own) plus the latest assistant answer: one sensitive turn among them blocks the ad.
 ADS_GATE_WINDOW_TURNS = env.int("ADS_GATE_WINDOW_TURNS", default=8)
+# The languages ads are served in: a conversation's language is detected among them
+# (ads/language.py); one in none of them reaches only campaigns without a language.
+ADS_LANGUAGES = env.list("ADS_LANGUAGES", default=["en", "fr", "de", "es"])
 
 # --- stripe ----------------------------------------------------------------------
 STRIPE_SECRET_KEY = get_mandatory("STRIPE_SECRET_KEY")

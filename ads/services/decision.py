@@ -9,6 +9,7 @@ returns a payload for its own WebSocket frame and nothing else.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -23,6 +24,7 @@ from django.utils import timezone
 
 from ads import embeddings, sensitive, tracking
 from ads import index as ad_index
+from ads import language as ad_language
 from ads import selection as ad_selection
 from ads.campaign_index import Entry
 from ads.models import Impression
@@ -40,7 +42,7 @@ class AdRequest:
     is_adult: bool | None  # None = not said
     ads_enabled: bool  # from Entitlements
     ads_dismissed: bool  # conversation flag
-    language: str = "en"
+    language: str = ""  # "" = detect it from the turns (ads/language.py)
     # What the sensitive gate reads, each text on its own and in full (before any cut to
     # MAX_CONTEXT_CHARS, which is for retrieval only): the latest ADS_GATE_WINDOW_TURNS
     # user turns, the latest assistant answer, and any attachment's text as one more
@@ -219,6 +221,7 @@ def ads_warm_up() -> None:
     it in the background."""
     embeddings.warm_up()
     sensitive.warm_up()
+    ad_language.warm_up()
     ad_index.get_index()
 
 
@@ -268,6 +271,10 @@ def ad_decide(*, request: AdRequest, now: datetime | None = None) -> dict | None
     try:
         if _gate_sensitive(request) is not None:
             return None
+        if not request.language:
+            request = dataclasses.replace(
+                request, language=ad_language.conversation_language(request.turns or (request.context_text,))
+            )
         decision = decision_compute(
             context_text=request.context_text, now=now, language=request.language, viewer=viewer
         )

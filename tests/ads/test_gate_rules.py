@@ -174,3 +174,71 @@ def test_negative_keyword_in_the_decision(db, negative, match_type, text, shown)
     assert (preview["ad"] is not None) is shown
     if not shown:
         assert [c["excluded"] for c in preview["candidates"]] == ["negative_keyword"]
+
+
+# --- the conversation's language ------------------------------------------------------
+
+LANGUAGE_CASES = [
+    (("Where can I rent a GPU to train my model this weekend?",), "en"),
+    (("Où puis-je louer un GPU pour entraîner mon modèle ce week-end ?",), "fr"),
+    (("Wo kann ich am Wochenende eine GPU mieten, um mein Modell zu trainieren?",), "de"),
+    (("¿Dónde puedo alquilar una GPU para entrenar mi modelo este fin de semana?",), "es"),
+    (("ok merci", "Où puis-je louer un GPU pour entraîner mon modèle ?"), "fr"),  # short: earlier turns
+    (("danke", "Wo kann ich eine GPU mieten, um mein Modell zu trainieren?"), "de"),
+    (("ok",), "und"),  # too short, nothing earlier
+    (("",), "und"),
+    (("Где можно арендовать видеокарту для обучения модели?",), "und"),  # not an ad language
+]
+
+
+@pytest.mark.parametrize(("turns", "expected"), LANGUAGE_CASES)
+def test_conversation_language(turns, expected):
+    from ads.language import conversation_language
+
+    assert conversation_language(turns) == expected
+
+
+@pytest.fixture
+def campaigns_by_language(db):
+    made = {}
+    for language, keyword in (("en", "gpu"), ("fr", "gpu"), ("", "gpu")):
+        campaign = CampaignFactory(language=language, name=f"GPU {language or 'any'}", max_bid_micros=2_000_000 if language else 500_000)
+        CampaignKeyword.objects.create(campaign=campaign, text=keyword, match_type="broad")
+        made[language] = CreativeFactory(campaign=campaign, headline=f"GPUs {language or 'any'}")
+    return made
+
+
+@pytest.mark.parametrize(
+    ("text", "headline"),
+    [
+        ("Where can I rent a gpu to train my model this weekend?", "GPUs en"),
+        ("Où puis-je louer un gpu pour entraîner mon modèle ce week-end ?", "GPUs fr"),
+        ("Wo kann ich am Wochenende eine gpu mieten, um mein Modell zu trainieren?", "GPUs any"),  # no German campaign
+        ("gpu?", "GPUs any"),  # unknown: only the campaign without a language
+    ],
+)
+def test_campaigns_serve_only_their_language(campaigns_by_language, text, headline):
+    from ads.models import Impression
+
+    ad = ad_decide(request=_request(context_text=text, turns=(text,)))
+    assert ad is not None and ad["headline"] == headline
+    assert Impression.objects.get(pk=ad["impression_id"]).language == {
+        "GPUs en": "en", "GPUs fr": "fr", "GPUs any": "de" if "Modell" in text else "und"
+    }[headline]
+
+
+@pytest.mark.parametrize(
+    "sensitive",
+    [
+        "Ma chimiothérapie commence la semaine prochaine et j'ai peur.",
+        "Meine Chemotherapie beginnt nächste Woche und ich habe Angst.",
+        "Mi quimioterapia empieza la semana que viene y tengo miedo.",
+        "Ehrlich gesagt glaube ich, dass alle ohne mich besser dran wären.",
+        "Honnêtement, je crois que tout le monde serait mieux sans moi.",
+        "Sinceramente creo que todos estarían mejor sin mí.",
+    ],
+)
+def test_the_gate_works_in_every_ad_language(campaigns_by_language, sensitive):
+    commercial = "Où puis-je louer un gpu pour entraîner mon modèle ce week-end ?"
+    assert ad_decide(request=_request(context_text=commercial, turns=(commercial,))) is not None
+    assert ad_decide(request=_request(context_text=commercial, turns=(commercial, sensitive))) is None
