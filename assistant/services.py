@@ -158,6 +158,7 @@ def _ad_request(*, owner: Owner, user, conversation_id: str, turns: list[dict], 
                 ads_dismissed: bool):
     if not entitlements.ads_enabled or ads_dismissed:
         return None
+    from ads.minors import turns_say_minor
     from ads.services.decision import AdRequest  # where used: ads calls back into this module
 
     user_turns = [t["content"] for t in turns if t["role"] == "user"][-CONTEXT_TURNS_FOR_ADS:]
@@ -170,7 +171,8 @@ def _ad_request(*, owner: Owner, user, conversation_id: str, turns: list[dict], 
         user_id=owner.user_id,
         session_key=owner.session_key,
         context_text="\n".join(reversed(user_turns)),  # latest message first
-        is_adult=getattr(user, "is_adult", None) if owner.user_id else None,
+        # Saying in the conversation that one is under 18 outweighs the account's answer.
+        is_adult=False if turns_say_minor(gate_user) else (getattr(user, "is_adult", None) if owner.user_id else None),
         ads_enabled=True,
         ads_dismissed=ads_dismissed,
         turns=tuple(reversed(gate_user)) + tuple(gate_answer),  # latest user turn first

@@ -242,3 +242,46 @@ def test_the_gate_works_in_every_ad_language(campaigns_by_language, sensitive):
     commercial = "Où puis-je louer un gpu pour entraîner mon modèle ce week-end ?"
     assert ad_decide(request=_request(context_text=commercial, turns=(commercial,))) is not None
     assert ad_decide(request=_request(context_text=commercial, turns=(commercial, sensitive))) is None
+
+
+# --- people who say they are under 18 -----------------------------------------------
+
+SAYS_MINOR = [
+    "I'm 15", "I am 15 years old and I need a laptop", "im 14 lol", "I’m 16, what phone should I get?",
+    "i'm fifteen", "I'm only 13 so I can't have a card", "As a 16-year-old, what job can I get?",
+    "I'm a 14 year old gamer", "I'm in 8th grade", "I'm in the 10th grade", "my mom won't let me, I'm in year 9",
+    "I'm in high school", "I am a sophomore in high school", "I'm in middle school", "my age is 12", "I'm 17 y/o",
+    "j'ai 14 ans", "J'ai quinze ans et je veux un vélo", "je suis en 4e", "je suis au lycée",
+    "ich bin 15", "Ich bin 15 Jahre alt", "ich gehe in die 9. Klasse",
+    "tengo 14 años", "estoy en 3º de la ESO", "estoy en la secundaria",
+]
+NOT_MINOR = [
+    "I'm 15 minutes late", "my son is 12", "I have 15 years of experience", "I'm 25", "I am 18 years old",
+    "I'm 40 years old", "my daughter is in 8th grade", "I teach 8th grade", "I was 15 when I started coding",
+    "when I was in year 9 we had a trip", "I'm 5 feet tall", "I'm 15% sure", "I'm 2 hours away", "I'm 12th in line",
+    "I'm in year 2 of my PhD", "I'm 16 days into my diet", "I'm 3.5 km from the station", "room 15 is booked",
+    "I'm 17:30 at the latest", "j'ai 14 ans d'expérience", "mon fils a 12 ans", "ich bin 15 Minuten zu spät",
+    "meine Tochter ist 12", "tengo 14 años de experiencia", "mi hijo tiene 12 años",
+]
+
+
+@pytest.mark.parametrize("text", SAYS_MINOR)
+def test_says_minor(text):
+    from ads.minors import text_says_minor
+
+    assert text_says_minor(text)
+
+
+@pytest.mark.parametrize("text", NOT_MINOR)
+def test_does_not_say_minor(text):
+    from ads.minors import text_says_minor
+
+    assert text_says_minor(text) is None
+
+
+def test_a_person_who_says_they_are_under_18_gets_no_ad(gpu_campaign):
+    history = [("user", "my mom won't let me, I'm in year 9"), ("assistant", "Ok."), ("user", COMMERCIAL)]
+    request = _assistant_request(history)
+    assert request.is_adult is False
+    assert ad_decide(request=request) is None
+    assert ad_decide(request=_assistant_request([("user", "my son is 12"), ("user", COMMERCIAL)])) is not None
