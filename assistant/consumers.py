@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
@@ -35,6 +36,9 @@ FRAME_BURST = 30.0
 MAX_FLOOD_WARNINGS = 3
 MAX_OVERSIZED = 3
 MAX_FOLLOWED_RUNS = 20
+# No frame of the protocol nests deeper than 2; anything past this is refused before
+# json.loads, whose recursion a few thousand brackets would exhaust.
+MAX_JSON_DEPTH = 8
 
 CLOSE_PROTOCOL_ABUSE = 4400
 CLOSE_FORBIDDEN = 4403
@@ -50,6 +54,27 @@ def _str_field(frame: dict, name: str, *, max_len: int) -> str:
 
 class _InvalidFrame(Exception):
     pass
+
+
+# A JSON string (escapes included; an unterminated one runs to the end), or one bracket.
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]++|\\.)*+"?|[\[\]{}]')
+
+
+def json_too_deep(text: str, *, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether `text` opens arrays or objects deeper than `limit`, counting the brackets
+    outside strings without parsing (malformed text is json.loads's to refuse)."""
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    depth = 0
+    for match in _JSON_TOKEN.finditer(text):
+        piece = match.group()
+        if piece in ("[", "{"):
+            depth += 1
+            if depth > limit:
+                return True
+        elif piece in ("]", "}"):
+            depth = max(0, depth - 1)
+    return False
 
 
 class ChatConsumer(AsyncJsonWebsocketConsumer):
@@ -132,9 +157,14 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 code="too_large", message=f"Frames may be at most {MAX_FRAME_CHARS} characters."
             ))
             return
+        if json_too_deep(text_data):
+            await self.send_json(events.error(
+                code="bad_json", message=f"That frame nests JSON deeper than {MAX_JSON_DEPTH} levels."
+            ))
+            return
         try:
             frame = json.loads(text_data)
-        except ValueError:
+        except (ValueError, RecursionError):
             await self.send_json(events.error(code="bad_json", message="That frame is not valid JSON."))
             return
         await self.receive_json(frame)
