@@ -24,6 +24,7 @@ from ads.services.decision import ads_warm_up_in_background
 from assistant import events, runs, selectors, services
 from assistant.runfollow import run_follow
 from assistant.signals import GUEST_KEY
+from config.clientip import client_ip_for_scope
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +83,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.user = self.scope.get("user")
         self.session = self.scope.get("session")
         session_key = getattr(self.session, "session_key", None) if self.session is not None else None
-        self.owner = selectors.owner_for(user=self.user, session_key=session_key)
+        self.owner = selectors.owner_for(
+            user=self.user, session_key=session_key, client_address=client_ip_for_scope(self.scope)
+        )
         self.followers: dict[str, asyncio.Task] = {}
         self.groups_joined: set[str] = set()
         self.bucket = FRAME_BURST

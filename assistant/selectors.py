@@ -15,25 +15,27 @@ from billing.public import quota_subject_for
 
 @dataclass(frozen=True)
 class Owner:
-    """Who is chatting: a signed-in user, or a guest identified by their session."""
+    """Who is chatting: a signed-in user, or a guest identified by their session (and,
+    for guest limits, the address they connect from; never stored as such)."""
 
     user_id: int | None
     session_key: str = ""
+    client_address: str = ""
 
     @property
     def subject(self) -> str:
-        """The quota subject (billing's one definition)."""
-        return quota_subject_for(user_id=self.user_id, session_key=self.session_key)
+        """The quota subject (billing's one definition: a guest's names their network too)."""
+        return quota_subject_for(user_id=self.user_id, session_key=self.session_key, client_address=self.client_address)
 
     @property
     def is_known(self) -> bool:
         return bool(self.user_id or self.session_key)
 
 
-def owner_for(*, user, session_key: str | None) -> Owner:
+def owner_for(*, user, session_key: str | None, client_address: str = "") -> Owner:
     if user is not None and getattr(user, "is_authenticated", False):
         return Owner(user_id=user.pk)
-    return Owner(user_id=None, session_key=session_key or "")
+    return Owner(user_id=None, session_key=session_key or "", client_address=client_address)
 
 
 def _owner_q(owner: Owner, prefix: str = "") -> Q:

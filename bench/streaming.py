@@ -80,6 +80,12 @@ def _child_env(tmp: str) -> dict:
         "BILLING_GUEST_REQUESTS_PER_MINUTE": "1000000",
         "BILLING_GUEST_DAILY_TOKENS": "1000000000",
         "BILLING_GUEST_CONCURRENT_RUNS": "10",
+        # Every simulated guest connects from 127.0.0.1: lift the per-network and all-guest limits.
+        "BILLING_GUEST_SESSIONS_PER_ADDRESS_HOUR": "1000000",
+        "BILLING_GUEST_ADDRESS_REQUESTS_PER_MINUTE": "1000000",
+        "BILLING_GUEST_ADDRESS_CONCURRENT_RUNS": "100000",
+        "BILLING_GUEST_ADDRESS_DAILY_TOKENS": "1000000000000",
+        "BILLING_GUEST_TOTAL_DAILY_TOKENS": "1000000000000",
     }
 
 

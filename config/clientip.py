@@ -50,3 +50,15 @@ def client_ip(request: HttpRequest) -> str:
         if not _trusted(address, networks):
             break
     return str(client)
+
+
+def client_ip_for_scope(scope: dict) -> str:
+    """The same for an ASGI connection scope (the chat socket): the peer is scope["client"],
+    X-Forwarded-For comes from its headers, and the same rule decides which to believe."""
+    client = scope.get("client") or ("", 0)
+    forwarded = [
+        value.decode("latin-1") for name, value in scope.get("headers") or [] if name.lower() == b"x-forwarded-for"
+    ]
+    request = HttpRequest()
+    request.META = {"REMOTE_ADDR": client[0] or "", "HTTP_X_FORWARDED_FOR": ",".join(forwarded)}
+    return client_ip(request)

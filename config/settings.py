@@ -356,6 +356,18 @@ BILLING_GUEST_DAILY_TOKENS = env.int("BILLING_GUEST_DAILY_TOKENS", default=20_00
 BILLING_GUEST_REQUESTS_PER_MINUTE = env.int("BILLING_GUEST_REQUESTS_PER_MINUTE", default=4)
 BILLING_GUEST_CONCURRENT_RUNS = env.int("BILLING_GUEST_CONCURRENT_RUNS", default=1)
 BILLING_GUEST_MAX_CONTEXT = env.int("BILLING_GUEST_MAX_CONTEXT", default=4096)
+# Guests are also counted per network (their client address: config/clientip.py, kept
+# only as a keyed hash) and all together; a network starts at most so many new guest
+# sessions an hour. A new cookie jar is not a new budget (docs/billing.md, "Guests").
+BILLING_GUEST_ADDRESS_DAILY_TOKENS = env.int("BILLING_GUEST_ADDRESS_DAILY_TOKENS", default=BILLING_GUEST_DAILY_TOKENS)
+BILLING_GUEST_ADDRESS_REQUESTS_PER_MINUTE = env.int(
+    "BILLING_GUEST_ADDRESS_REQUESTS_PER_MINUTE", default=2 * BILLING_GUEST_REQUESTS_PER_MINUTE
+)
+BILLING_GUEST_ADDRESS_CONCURRENT_RUNS = env.int(
+    "BILLING_GUEST_ADDRESS_CONCURRENT_RUNS", default=2 * BILLING_GUEST_CONCURRENT_RUNS
+)
+BILLING_GUEST_SESSIONS_PER_ADDRESS_HOUR = env.int("BILLING_GUEST_SESSIONS_PER_ADDRESS_HOUR", default=5)
+BILLING_GUEST_TOTAL_DAILY_TOKENS = env.int("BILLING_GUEST_TOTAL_DAILY_TOKENS", default=20_000_000)
 # Where billing learns the model tiers' names (plans hold tier slugs; billing imports no
 # other app): a callable returning (slug, display name) pairs in display order.
 BILLING_MODEL_TIER_NAMES = "assistant.selectors.tier_names"

@@ -102,6 +102,12 @@ class LiveServer:
             DEBUG="true",
             # Each test is a fresh guest; a few tests send more than the guest default per minute.
             BILLING_GUEST_REQUESTS_PER_MINUTE="60",
+            # ...and every one of them comes from 127.0.0.1: one network with many guests.
+            BILLING_GUEST_SESSIONS_PER_ADDRESS_HOUR="100000",
+            BILLING_GUEST_ADDRESS_REQUESTS_PER_MINUTE="100000",
+            BILLING_GUEST_ADDRESS_CONCURRENT_RUNS="1000",
+            BILLING_GUEST_ADDRESS_DAILY_TOKENS="1000000000",
+            BILLING_GUEST_TOTAL_DAILY_TOKENS="1000000000",
             PYTHONUNBUFFERED="1",
             PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")])),
         )
