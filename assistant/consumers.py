@@ -4,6 +4,12 @@ forward what assistant.runfollow reads of them to the socket.
 
 A socket follows runs; it never owns them. Closing it cancels the followers, not the
 runs. The Origin header is checked in config/asgi.py before the socket opens.
+
+The session the socket was opened with is re-checked on every frame (at most every
+SESSION_RECHECK_S seconds: accounts.selectors.session_is_current), and at once when a
+`session.check` arrives on the person's channel-layer group (logout, password change,
+account deletion: assistant/signals.py). A session that has ended closes the socket with
+4001; runs it started go on and are saved, and nothing new starts.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
+from accounts.selectors import session_is_current
 from ads.services.decision import ads_warm_up_in_background
 from assistant import events, runs, selectors, services
 from assistant.runfollow import run_follow
@@ -41,6 +48,10 @@ MAX_FOLLOWED_RUNS = 20
 # json.loads, whose recursion a few thousand brackets would exhaust.
 MAX_JSON_DEPTH = 8
 
+# The session is re-read at most this often on frames (logout and the like also push).
+SESSION_RECHECK_S = 5.0
+
+CLOSE_SESSION_ENDED = 4001
 CLOSE_PROTOCOL_ABUSE = 4400
 CLOSE_FORBIDDEN = 4403
 CLOSE_TOO_LARGE = 4413
@@ -86,6 +97,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.owner = selectors.owner_for(
             user=self.user, session_key=session_key, client_address=client_ip_for_scope(self.scope)
         )
+        self.session_key = session_key or ""
+        self.session_tag = events.session_tag(self.session_key)
+        self.session_checked_at = time.monotonic()  # the handshake has just read it
+        self.session_ended = False
         self.followers: dict[str, asyncio.Task] = {}
         self.groups_joined: set[str] = set()
         self.bucket = FRAME_BURST
@@ -96,6 +111,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         ads_warm_up_in_background()
         authenticated = bool(self.owner.user_id)
+        if authenticated:
+            await self._join_group(events.user_group(self.owner.user_id))
         display_name = self.user.get_short_name() if authenticated else "Guest"
         await self.send_json(events.hello(
             authenticated=authenticated,
@@ -132,6 +149,11 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         return False
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
+        if self.session_ended:
+            return
+        if not await self._session_current():
+            await self._session_end()
+            return
         if not self._take_token():
             now = time.monotonic()
             if now - self.last_flood_warning >= 1.0:
@@ -230,6 +252,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 ))
                 return
         spec = await runs.run_launch(
+            admit=lambda: not self.session_ended,
             owner=self.owner,
             user=self.user,
             action=action,
@@ -292,7 +315,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     # --- following runs --------------------------------------------------------------
 
     async def _join_conversation(self, conversation_id: str) -> None:
-        group = events.conversation_group(conversation_id)
+        await self._join_group(events.conversation_group(conversation_id))
+
+    async def _join_group(self, group: str) -> None:
         if group not in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
             self.groups_joined.add(group)
@@ -322,3 +347,36 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def conversation_event(self, message: dict) -> None:
         """A frame published to a conversation's sockets (events.event_send)."""
         await self.send_json(message["event"])
+
+    async def session_check(self, message: dict) -> None:
+        """One of this person's sessions ended (logout: this one?) or may have (a password
+        change, account deletion: read it again now, whatever the cache says)."""
+        if self.session_ended:
+            return
+        ended = message.get("ended_session") or ""
+        if (ended and ended == self.session_tag) or not await self._session_current(force=True):
+            await self._session_end()
+
+    # --- the session behind the socket -----------------------------------------------
+
+    async def _session_current(self, *, force: bool = False) -> bool:
+        now = time.monotonic()
+        if not force and now - self.session_checked_at < SESSION_RECHECK_S:
+            return True
+        current = await database_sync_to_async(session_is_current)(
+            session_key=self.session_key, user_id=self.owner.user_id
+        )
+        self.session_checked_at = now
+        return current
+
+    async def _session_end(self) -> None:
+        """Stop speaking for a session that has ended: no more frames either way (the runs
+        go on and are saved), an error frame saying so, and close 4001."""
+        if self.session_ended:
+            return
+        self.session_ended = True
+        for task in self.followers.values():
+            task.cancel()
+        self.followers.clear()
+        await self.send_json(events.error(code="session_ended", message=events.SESSION_ENDED_MESSAGE))
+        await self.close(code=CLOSE_SESSION_ENDED)

@@ -8,7 +8,8 @@ travel under, and the one function that publishes them.
   rest are published with `event_send` and reach every socket that follows them.
 - Internal events (`INTERNAL_EVENTS`) never reach a browser: `end` closes a run log,
   `conversation.event` carries a frame to a conversation's sockets through the channel
-  layer, `run.stop` asks the process that owns a run to stop it.
+  layer, `run.stop` asks the process that owns a run to stop it, `session.check` tells a
+  person's sockets that one or all of their sessions may have ended.
 
 A run log holds the very frames its followers receive (delta, done, error, ad), then
 `end`; the log numbers them (`seq`).
@@ -18,8 +19,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import transaction
+from django.utils.crypto import salted_hmac
 
 from assistant.runlog import run_log
 
@@ -51,7 +55,8 @@ SERVER_FRAMES = frozenset({HELLO, RUN_STARTED, DELTA, RUN_RESYNC, DONE, ERROR, T
 
 END = "end"
 CONVERSATION_EVENT = "conversation.event"
-INTERNAL_EVENTS = frozenset({END, CONVERSATION_EVENT, RUN_STOP})
+SESSION_CHECK = "session.check"
+INTERNAL_EVENTS = frozenset({END, CONVERSATION_EVENT, RUN_STOP, SESSION_CHECK})
 
 # What a run log holds, in order: deltas, then done or error, then perhaps ad, then end.
 RUN_LOG_EVENTS = frozenset({DELTA, DONE, ERROR, AD, END})
@@ -63,6 +68,7 @@ NOT_STARTED_MESSAGE = "The answer could not be started."
 NOT_SAVED_MESSAGE = "The answer could not be saved."
 LOST_TRACK_MESSAGE = "Lost track of this answer; reload to see it."
 RUN_NOT_FOUND_MESSAGE = "That answer does not exist."
+SESSION_ENDED_MESSAGE = "Your session has ended (signed out, or the password changed). Reload the page to keep chatting."
 STOPPED = "stopped"  # the status and the finish reason of an answer stopped by its reader
 
 # --- where events travel --------------------------------------------------------------
@@ -72,6 +78,17 @@ def conversation_group(conversation_id: Any) -> str:
     """The channel-layer group of the sockets following a conversation's runs (the
     channel layer's own prefix, REDIS_PREFIX, keeps deployments apart)."""
     return f"lhama.conv.{str(conversation_id).replace('-', '')}"
+
+
+def user_group(user_id: Any) -> str:
+    """The channel-layer group of every chat socket of one signed-in person."""
+    return f"lhama.user.{user_id}"
+
+
+def session_tag(session_key: str) -> str:
+    """A session as the channel layer names it: a keyed hash, never the key itself (a
+    session key is a credential, and channel-layer messages may cross a network)."""
+    return salted_hmac("lhama.events.session", session_key or "", algorithm="sha256").hexdigest()[:32]
 
 
 def channel_layer_is_shared() -> bool:
@@ -184,6 +201,17 @@ def run_stop_request(*, run_id: str) -> dict:
     return {"type": RUN_STOP, "run_id": run_id}
 
 
+def session_check(*, user_id: Any, ended_session_key: str = "") -> dict:
+    """To a person's sockets: the session `ended_session_key` has ended (logout), its
+    sockets close at once; without one, every socket re-checks its session now (a password
+    change, an account deletion) and closes if it has ended."""
+    return {
+        "type": SESSION_CHECK,
+        "user_id": str(user_id),
+        "ended_session": session_tag(ended_session_key) if ended_session_key else "",
+    }
+
+
 def is_for_client(event: dict) -> bool:
     """Whether a run-log event is forwarded to followers (`end` is not)."""
     return event["type"] in SERVER_FRAMES
@@ -203,8 +231,9 @@ def status_of_final(event: dict | None) -> str:
 
 async def event_send(event: dict, *, channel: str | None = None) -> int | None:
     """Publish an event to whoever follows it: a run's event to its run log (returns its
-    seq), a title to the sockets of its conversation, and, with `channel`, a control
-    message to the process listening on that channel."""
+    seq), a title to the sockets of its conversation, a session check to the sockets of
+    its person, and, with `channel`, a control message to the process listening on that
+    channel."""
     kind = event["type"]
     if channel is not None:
         await get_channel_layer().send(channel, event)
@@ -216,4 +245,13 @@ async def event_send(event: dict, *, channel: str | None = None) -> int | None:
             conversation_group(event["conversation_id"]), {"type": CONVERSATION_EVENT, "event": event}
         )
         return None
+    if kind == SESSION_CHECK:
+        await get_channel_layer().group_send(user_group(event["user_id"]), event)
+        return None
     raise ValueError(f"{kind!r} is not an event that is published")
+
+
+def event_send_on_commit(event: dict) -> None:
+    """`event_send` from sync code, once the current transaction commits (at once outside
+    one). A failure is logged, never raised into the caller's request."""
+    transaction.on_commit(lambda: async_to_sync(event_send)(event), robust=True)

@@ -20,6 +20,7 @@ import os
 import socket
 import uuid
 import weakref
+from collections.abc import Callable
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
@@ -89,12 +90,15 @@ async def run_launch(
     tier_slug: str,
     content: str = "",
     message_id: str | None = None,
+    admit: Callable[[], bool] | None = None,
 ) -> services.RunSpec:
     """Start an answer owned by this process (see services.run_begin for `action`).
 
     Raises services.RunRejected when it cannot start: before anything is written (quota,
     tier, ownership), or when its log cannot be opened (Redis down?); the run just written
-    is then ended and its quota given back."""
+    is then ended and its quota given back. So it is too when `admit`, asked once the run is
+    written, says no: the session that asked for it ended meanwhile (a logout while the
+    run was being written), and nothing new starts for a session that has ended."""
     # Not thread-sensitive: concurrent sends each get a pool thread (and connection)
     # instead of queueing on the one thread that serves every socket's ORM calls.
     spec = await database_sync_to_async(services.run_begin, thread_sensitive=False)(
@@ -108,6 +112,9 @@ async def run_launch(
         message_id=message_id,
         run_owner=await _process_owner(),
     )
+    if admit is not None and not admit():
+        await database_sync_to_async(services.run_abort)(spec=spec, message=events.NOT_STARTED_MESSAGE)
+        raise services.RunRejected("session_ended", events.SESSION_ENDED_MESSAGE)
     try:
         await _run_start(spec)
     except Exception:

@@ -1,19 +1,29 @@
-"""Guests keep their conversations when they sign up or log in.
+"""Guests keep their conversations when they sign up or log in; a person's chat sockets
+hear when their sessions end.
 
 Django rotates the session key on login (and allauth logs a new account in), so the
 guest's original key is kept inside the session data under GUEST_KEY (the chat socket
 writes it once, when a guest connects); session data survives the rotation.
+
+Logout, a password change, set or reset, and the deletion of the account send
+`session.check` to the person's sockets (assistant.consumers), which close with 4001
+where their session has ended. A socket also re-reads its session every few seconds on
+its own, for whatever ends a session without a signal (a password set in the admin).
 """
 
 from __future__ import annotations
 
 import logging
 
-from allauth.account.signals import user_logged_in, user_signed_up
+from allauth.account.signals import password_changed, password_reset, password_set, user_logged_in, user_signed_up
+from django.conf import settings
+from django.contrib.auth.signals import user_logged_out
+from django.db.models.signals import post_delete
 from django.dispatch import receiver
 
 from ads.services.delivery import impressions_claim_for_user
 from ads.signals import impression_dismissed
+from assistant import events
 from assistant.services import conversation_ads_dismissed_set, conversations_claim_for_user
 
 logger = logging.getLogger(__name__)
@@ -50,3 +60,23 @@ def claim_on_signup(sender, request, user, **kwargs) -> None:
 def ads_dismissed(sender, conversation_id, user_id, session_key, **kwargs) -> None:
     """A card was dismissed: no more ads in its conversation (ads tells us by signal)."""
     conversation_ads_dismissed_set(conversation_id=conversation_id, user_id=user_id, session_key=session_key)
+
+
+@receiver(user_logged_out, dispatch_uid="assistant_sockets_on_logout")
+def sockets_on_logout(sender, request, user, **kwargs) -> None:
+    if user is None:
+        return
+    session_key = getattr(getattr(request, "session", None), "session_key", None) or ""
+    events.event_send_on_commit(events.session_check(user_id=user.pk, ended_session_key=session_key))
+
+
+@receiver(password_changed, dispatch_uid="assistant_sockets_on_password_changed")
+@receiver(password_set, dispatch_uid="assistant_sockets_on_password_set")
+@receiver(password_reset, dispatch_uid="assistant_sockets_on_password_reset")
+def sockets_on_password_change(sender, request, user, **kwargs) -> None:
+    events.event_send_on_commit(events.session_check(user_id=user.pk))
+
+
+@receiver(post_delete, sender=settings.AUTH_USER_MODEL, dispatch_uid="assistant_sockets_on_account_deleted")
+def sockets_on_account_deleted(sender, instance, **kwargs) -> None:
+    events.event_send_on_commit(events.session_check(user_id=instance.pk))
