@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from assistant.models import Conversation, GenerationRun, Message, ModelTier
+from assistant.models import API_KEY_ENV_PREFIXES, Conversation, GenerationRun, Message, ModelTier
 
 
 @admin.register(ModelTier)
@@ -15,7 +15,11 @@ class ModelTierAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ["display_name"]}
     fieldsets = (
         (None, {"fields": ("display_name", "slug", "description", "is_active", "sort_order")}),
-        ("Server", {"fields": ("base_url", "served_model_name", "served_by", "api_key_env", "tokenizer")}),
+        ("Server", {
+            "fields": ("base_url", "served_model_name", "served_by", "api_key_env", "tokenizer"),
+            "description": "The API key variable must start with " + ", ".join(API_KEY_ENV_PREFIXES)
+            + ": a tier can never be pointed at another secret of the server.",
+        }),
         ("Limits and sampling", {"fields": ("context_length", "max_output_tokens", "sampling")}),
     )
 

@@ -103,8 +103,15 @@ class Endpoint:
 
 
 def endpoint_for_tier(tier, *, timeouts: Timeouts | None = None) -> Endpoint:
-    """An Endpoint from a ModelTier (API key read from the environment variable it names)."""
-    api_key = os.environ.get(tier.api_key_env, "") if tier.api_key_env else ""
+    """An Endpoint from a ModelTier (API key read from the environment variable it names,
+    only when that name has an allowed prefix: assistant.models.api_key_env_allowed)."""
+    from assistant.models import api_key_env_allowed
+
+    api_key = ""
+    if tier.api_key_env and api_key_env_allowed(tier.api_key_env):
+        api_key = os.environ.get(tier.api_key_env, "")
+    elif tier.api_key_env:
+        logger.error("tier %s names api_key_env %r, which it may not read: no key sent", tier.slug, tier.api_key_env)
     return Endpoint(
         base_url=tier.base_url,
         model=tier.served_model_name,

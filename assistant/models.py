@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+# A tier names the environment variable that holds its server's API key. Only these
+# prefixes may be named, so that editing a tier in the admin can never point it at
+# another secret of the process (STRIPE_SECRET_KEY, SECRET_KEY, DATABASE_URL, ...) and
+# send it to a server of the editor's choosing.
+API_KEY_ENV_PREFIXES = ("LHAMA_TIER_", "VLLM_", "INFERENCE_")
+_API_KEY_ENV_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
+
+
+def api_key_env_allowed(name: str) -> bool:
+    """Whether a tier may read its API key from the environment variable `name`."""
+    return bool(_API_KEY_ENV_NAME.fullmatch(name)) and name.startswith(API_KEY_ENV_PREFIXES)
 
 
 class ModelTier(models.Model):
@@ -56,6 +70,17 @@ class ModelTier(models.Model):
 
     def __str__(self) -> str:
         return self.display_name
+
+    def clean(self) -> None:
+        super().clean()
+        if self.api_key_env and not api_key_env_allowed(self.api_key_env):
+            raise ValidationError({
+                "api_key_env": (
+                    "Name an environment variable of the inference servers: upper case, starting with "
+                    + ", ".join(API_KEY_ENV_PREFIXES)
+                    + " (e.g. VLLM_API_KEY)."
+                )
+            })
 
     @property
     def served_by_label(self) -> str:
