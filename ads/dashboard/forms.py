@@ -3,6 +3,7 @@ keywords use the search-advertising notation (broad, "phrase", [exact])."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from decimal import Decimal
 from urllib.parse import urlsplit
@@ -10,6 +11,7 @@ from urllib.parse import urlsplit
 from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from ads.dashboard.money import dollars_to_micros, micros_to_dollars
 from ads.matching import Keyword, KeywordError, parse_keywords
@@ -353,16 +355,39 @@ class CreativeForm(forms.ModelForm):
 
 
 class DateRangeForm(forms.Form):
+    """A report's dates: both, or neither (the last DEFAULT_DAYS days, to `today`); start
+    <= end; at most MAX_DAYS days, both ends counted. A report builds one row per day of
+    the range, so no range is left unbounded (`?end=9999-12-31` alone is an error)."""
+
+    MAX_DAYS = 366
+    DEFAULT_DAYS = 30
+
     start = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     end = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
 
+    def __init__(self, *args, today: dt.date | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.today = today or timezone.now().date()
+
+    def default_range(self) -> tuple[dt.date, dt.date]:
+        return self.today - dt.timedelta(days=self.DEFAULT_DAYS - 1), self.today
+
     def clean(self):
         cleaned = super().clean()
+        if self.errors:  # a date that is not a date: its field says so
+            return cleaned
         start, end = cleaned.get("start"), cleaned.get("end")
-        if start and end and end < start:
+        if start is None and end is None:
+            start, end = self.default_range()
+        elif start is None or end is None:
+            raise ValidationError(
+                f"Give both a start and an end date (or neither, for the last {self.DEFAULT_DAYS} days)."
+            )
+        if end < start:
             raise ValidationError("The end date must not be before the start date.")
-        if start and end and (end - start).days > 366:
-            raise ValidationError("Choose a range of at most 366 days.")
+        if (end - start).days + 1 > self.MAX_DAYS:
+            raise ValidationError(f"Choose a range of at most {self.MAX_DAYS} days.")
+        cleaned["start"], cleaned["end"] = start, end
         return cleaned
 
 

@@ -23,16 +23,14 @@ from ads.services import decision
 
 
 def _date_range(request: HttpRequest) -> tuple[DateRangeForm, dt.date, dt.date]:
-    today = timezone.now().date()
-    start, end = today - dt.timedelta(days=29), today
-    if not request.GET:
-        return DateRangeForm(initial={"start": start, "end": end}), start, end
-    form = DateRangeForm(request.GET)
-    if form.is_valid():
-        start = form.cleaned_data.get("start") or start
-        end = form.cleaned_data.get("end") or end
-        if end < start:  # only an end given, before the default start
-            start = end - dt.timedelta(days=29)
+    """The report's range from ?start=&end= (DateRangeForm bounds it); behind a form error
+    the page shows the default range, never one the error was about."""
+    form = DateRangeForm(request.GET or None, today=timezone.now().date())
+    start, end = form.default_range()
+    if not form.is_bound:
+        form.initial = {"start": start, "end": end}
+    elif form.is_valid():
+        start, end = form.cleaned_data["start"], form.cleaned_data["end"]
     return form, start, end
 
 
