@@ -15,6 +15,7 @@ from ads import index as ad_index
 from ads.models import (
     AdFeedback,
     Advertiser,
+    AdvertiserIdentityRevision,
     AdvertiserMembership,
     Campaign,
     CampaignKeyword,
@@ -264,6 +265,81 @@ class CreativeAdmin(admin.ModelAdmin):
             "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "admin/ads/creative/reject.html", context)
+
+
+@admin.register(AdvertiserIdentityRevision)
+class AdvertiserIdentityRevisionAdmin(admin.ModelAdmin):
+    """The review queue of advertiser names and "paid by" (both on every card): approve,
+    or reject with a reason the advertiser sees. Changes are made by advertisers only."""
+
+    list_display = ["advertiser", "approved_name", "name", "paid_by", "status", "submitted_by", "submitted_at"]
+    list_filter = ["status"]
+    search_fields = ["name", "paid_by", "advertiser__name"]
+    list_select_related = ["advertiser", "submitted_by"]
+    readonly_fields = [
+        "advertiser",
+        "approved_name",
+        "name",
+        "paid_by",
+        "status",
+        "review_reason",
+        "submitted_by",
+        "submitted_at",
+        "reviewed_by",
+        "reviewed_at",
+    ]
+    actions = ["approve", "reject"]
+
+    @admin.display(description="name on the cards now", ordering="advertiser__name")
+    def approved_name(self, obj: AdvertiserIdentityRevision) -> str:
+        return f"{obj.advertiser.name} (paid for by {obj.advertiser.display_paid_by})"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.action(description="Approve the selected name changes")
+    def approve(self, request, queryset) -> None:
+        approved, failed = 0, []
+        for change in queryset.select_related("advertiser"):
+            try:
+                review.advertiser_identity_approve(revision=change, reviewer=request.user)
+                approved += 1
+            except (review.AdvertiserIdentityInvalid, review.ReviewStateError) as exc:
+                failed.append(f"{change.name}: {exc}")
+        self.message_user(request, f"Approved {approved} name change(s).")
+        for failure in failed:
+            self.message_user(request, f"Not approved — {failure}", level=messages.ERROR)
+
+    @admin.action(description="Reject the selected name changes (with a reason)…")
+    def reject(self, request, queryset):
+        if "apply" in request.POST:
+            form = RejectForm(request.POST)
+            if form.is_valid():
+                rejected = 0
+                for change in queryset:
+                    try:
+                        review.advertiser_identity_reject(
+                            revision=change, reviewer=request.user, reason=form.cleaned_data["reason"]
+                        )
+                        rejected += 1
+                    except review.ReviewStateError as exc:
+                        self.message_user(request, f"{change.name}: {exc}", level=messages.ERROR)
+                self.message_user(request, f"Rejected {rejected} name change(s).")
+                return None
+        else:
+            form = RejectForm()
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Reject name changes",
+            "form": form,
+            "changes": queryset.select_related("advertiser"),
+            "opts": self.model._meta,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/ads/advertiseridentityrevision/reject.html", context)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

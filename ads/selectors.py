@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from ads.models import (
     Advertiser,
+    AdvertiserIdentityRevision,
     AdvertiserMembership,
     Campaign,
     CampaignStatDaily,
@@ -58,6 +59,14 @@ def membership_current(*, user, advertiser_id: int | None) -> AdvertiserMembersh
 
 def advertiser_get(*, pk: int) -> Advertiser:
     return Advertiser.objects.get(pk=pk)
+
+
+def advertiser_identity_latest(*, advertiser: Advertiser) -> AdvertiserIdentityRevision | None:
+    """The latest change of the name or "paid by" while it waits for review, or once it was
+    rejected (the advertiser sees why); None when approved or withdrawn."""
+    latest = advertiser.identity_revisions.order_by("-submitted_at", "-id").first()
+    shown = (AdvertiserIdentityRevision.Status.PENDING, AdvertiserIdentityRevision.Status.REJECTED)
+    return latest if latest is not None and latest.status in shown else None
 
 
 def advertiser_members(*, advertiser: Advertiser) -> QuerySet[AdvertiserMembership]:

@@ -19,8 +19,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from ads import selectors
 from ads.dashboard.access import SESSION_ADVERTISER, Role, advertiser_required, page_context
 from ads.dashboard.forms import AdvertiserForm, MemberInviteForm, TopUpForm
-from ads.models import Campaign
-from ads.services import campaigns
+from ads.models import AdvertiserIdentityRevision, Campaign
+from ads.services import campaigns, review
 from billing.public import BillingNotConfigured, stripe_configured, topup_checkout_create
 
 # --- landing and organisation ----------------------------------------------------------------
@@ -81,6 +81,7 @@ def _overview(request: HttpRequest, *, topup_form=None, invite_form=None, status
             campaigns_total=len(advertiser_campaigns),
             creatives_rejected=sum(c.creatives_rejected for c in advertiser_campaigns),
             paused_by_balance=[c for c in advertiser_campaigns if c.pause_reason == Campaign.PauseReason.BALANCE],
+            identity_change=selectors.advertiser_identity_latest(advertiser=advertiser),
         ),
         status=status,
     )
@@ -124,14 +125,32 @@ def balance(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def org_edit(request: HttpRequest) -> HttpResponse:
     advertiser = request.advertiser  # type: ignore[attr-defined]
-    # The form gets its own copy: a ModelForm writes typed values into its instance while cleaning.
-    form = AdvertiserForm(request.POST or None, instance=selectors.advertiser_get(pk=advertiser.pk))
+    change = selectors.advertiser_identity_latest(advertiser=advertiser)
+    # The form shows the change waiting for review, if any. It gets its own copy of the
+    # advertiser: a ModelForm writes typed values into its instance while cleaning.
+    waiting = change is not None and change.status == AdvertiserIdentityRevision.Status.PENDING
+    initial = {"name": change.name, "paid_by": change.paid_by} if waiting else None
+    form = AdvertiserForm(request.POST or None, instance=selectors.advertiser_get(pk=advertiser.pk), initial=initial)
     if request.method == "POST" and form.is_valid():
-        campaigns.advertiser_update(advertiser=advertiser, **form.cleaned_data)
-        messages.success(request, "Organisation details saved.")
-        return redirect("ads:dashboard:overview")
+        try:
+            pending = campaigns.advertiser_update(advertiser=advertiser, submitted_by=request.user, **form.cleaned_data)
+        except review.AdvertiserIdentityInvalid as exc:
+            for field, errors in exc.errors.items():
+                for error in errors:
+                    form.add_error(field, error)
+        else:
+            if pending is None:
+                messages.success(request, "Organisation details saved.")
+            else:
+                messages.success(
+                    request,
+                    f"Details saved. The new name and “paid by” wait for review; your cards show "
+                    f"“{advertiser.name}” until they are approved.",
+                )
+            return redirect("ads:dashboard:overview")
     status = 400 if request.method == "POST" else 200
-    return render(request, "ads/org_edit.html", page_context(request, "overview", form=form), status=status)
+    context = page_context(request, "overview", form=form, identity_change=change)
+    return render(request, "ads/org_edit.html", context, status=status)
 
 
 @advertiser_required(Role.OWNER)

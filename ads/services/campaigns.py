@@ -12,8 +12,15 @@ from django.db import IntegrityError, transaction
 from ads import auction, embeddings
 from ads import index as ad_index
 from ads.matching import Keyword, parse_keywords
-from ads.models import Advertiser, AdvertiserMembership, Campaign, CampaignKeyword, Creative
-from ads.services.review import creative_fields
+from ads.models import (
+    Advertiser,
+    AdvertiserIdentityRevision,
+    AdvertiserMembership,
+    Campaign,
+    CampaignKeyword,
+    Creative,
+)
+from ads.services.review import advertiser_identity_submit, creative_fields
 from billing.public import balance_account_create, balance_micros
 
 # --- advertisers ------------------------------------------------------------------------
@@ -84,16 +91,20 @@ def advertiser_low_balance_notify(*, advertiser_id: int) -> bool:
 
 
 def advertiser_update(
-    *, advertiser: Advertiser, name: str, paid_by: str, website: str, contact_email: str
-) -> Advertiser:
-    """The organisation's details; the name and "paid by" appear on served cards, so the index is refreshed."""
-    advertiser.name = name
-    advertiser.paid_by = paid_by.strip()
-    advertiser.website = website.strip()
-    advertiser.contact_email = contact_email.strip()
-    advertiser.save(update_fields=["name", "paid_by", "website", "contact_email", "updated_at"])
-    transaction.on_commit(ad_index.invalidate)
-    return advertiser
+    *, advertiser: Advertiser, name: str, paid_by: str, website: str, contact_email: str, submitted_by=None
+) -> AdvertiserIdentityRevision | None:
+    """The organisation's details. The website and contact are saved at once; the name and
+    "paid by" appear on every card, so a change of them goes to staff review and the cards
+    keep the approved ones until then. Returns the change waiting for review, if any
+    (raises AdvertiserIdentityInvalid when the automatic checks fail; nothing is saved)."""
+    with transaction.atomic():
+        revision = advertiser_identity_submit(
+            advertiser=advertiser, name=name, paid_by=paid_by, submitted_by=submitted_by
+        )
+        advertiser.website = website.strip()
+        advertiser.contact_email = contact_email.strip()
+        advertiser.save(update_fields=["website", "contact_email", "updated_at"])
+    return revision
 
 
 # --- campaigns --------------------------------------------------------------------------

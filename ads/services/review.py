@@ -1,7 +1,8 @@
 """Review: the automatic checks every creative passes (https landing page, display
 domain, lengths, plain text, banned claims), the staff review queue (approve, reject
 with a reason), and the writes of creatives: create, edit (which sends a creative back
-to review), switch on or off, and caching their embeddings.
+to review), switch on or off, and caching their embeddings. An advertiser's name and
+"paid by", which every card shows, go through the same review when they change.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from django.utils import timezone
 
 from ads import embeddings
 from ads import index as ad_index
-from ads.models import Campaign, Creative
+from ads.models import Advertiser, AdvertiserIdentityRevision, Campaign, Creative
 
 BANNED_WORDS = (
     "guaranteed cure",
@@ -202,3 +203,105 @@ def creative_embed(*, creative_id: int) -> bool:
     Creative.objects.filter(pk=creative_id).update(embedding=embeddings.to_bytes(vector), embedding_hash=digest)
     ad_index.invalidate()
     return True
+
+
+# --- the advertiser's name and "paid by" --------------------------------------------
+# Both appear on every card ("Sponsored · <name>", "Paid for by <paid_by>" under "Why
+# this ad?"), so a change goes to staff review as an edited creative does. Until staff
+# approve it, Advertiser.name and paid_by keep the approved values, which is all the
+# cards (the index) ever read.
+
+IDENTITY_LIMITS = {"name": 120, "paid_by": 160}
+
+
+class AdvertiserIdentityInvalid(ValueError):
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
+        self.errors = errors
+
+
+class ReviewStateError(Exception):
+    """The change was reviewed or replaced already."""
+
+
+def advertiser_identity_check(*, name: str, paid_by: str) -> dict[str, list[str]]:
+    """The automatic checks of a name and "paid by": errors per field (empty when they pass)."""
+    errors: dict[str, list[str]] = {}
+    if not (name or "").strip():
+        errors.setdefault("name", []).append("Give your organisation a name.")
+    for field_name, value in (("name", name or ""), ("paid_by", paid_by or "")):
+        if len(value) > IDENTITY_LIMITS[field_name]:
+            errors.setdefault(field_name, []).append(f"At most {IDENTITY_LIMITS[field_name]} characters.")
+        lowered = value.lower()
+        if any(ch in lowered for ch in "<>") or "javascript:" in lowered:
+            errors.setdefault(field_name, []).append("Plain text only: no HTML or script.")
+        for word in BANNED_WORDS:
+            if word in lowered:
+                errors.setdefault(field_name, []).append(f"“{word}” is not allowed on ads.")
+    return errors
+
+
+def advertiser_identity_submit(
+    *, advertiser: Advertiser, name: str, paid_by: str, submitted_by=None
+) -> AdvertiserIdentityRevision | None:
+    """Send a new name or "paid by" to review (raises AdvertiserIdentityInvalid when the
+    automatic checks fail). Returns the change waiting for review, or None when the values
+    are the approved ones (a change waiting is then withdrawn)."""
+    name, paid_by = " ".join((name or "").split()), " ".join((paid_by or "").split())
+    errors = advertiser_identity_check(name=name, paid_by=paid_by)
+    if errors:
+        raise AdvertiserIdentityInvalid(errors)
+    Status = AdvertiserIdentityRevision.Status
+    with transaction.atomic():
+        approved = Advertiser.objects.select_for_update().get(pk=advertiser.pk)
+        pending = AdvertiserIdentityRevision.objects.filter(advertiser=approved, status=Status.PENDING)
+        if (name, paid_by) == (approved.name, approved.paid_by):
+            pending.update(status=Status.WITHDRAWN)
+            return None
+        current = pending.first()
+        if current is not None and (current.name, current.paid_by) == (name, paid_by):
+            return current
+        pending.update(status=Status.WITHDRAWN)
+        return AdvertiserIdentityRevision.objects.create(
+            advertiser=approved, name=name, paid_by=paid_by, submitted_by=submitted_by
+        )
+
+
+def _identity_pending(revision: AdvertiserIdentityRevision) -> AdvertiserIdentityRevision:
+    locked = AdvertiserIdentityRevision.objects.select_for_update().get(pk=revision.pk)
+    if locked.status != AdvertiserIdentityRevision.Status.PENDING:
+        raise ReviewStateError(f"This change is {locked.get_status_display().lower()} already.")
+    return locked
+
+
+def advertiser_identity_approve(*, revision: AdvertiserIdentityRevision, reviewer) -> Advertiser:
+    """Staff approval: the cards show the new name and "paid by" from now on (the checks run again)."""
+    with transaction.atomic():
+        revision = _identity_pending(revision)
+        errors = advertiser_identity_check(name=revision.name, paid_by=revision.paid_by)
+        if errors:
+            raise AdvertiserIdentityInvalid(errors)
+        now = timezone.now()
+        Advertiser.objects.filter(pk=revision.advertiser_id).update(
+            name=revision.name, paid_by=revision.paid_by, updated_at=now
+        )
+        revision.status = AdvertiserIdentityRevision.Status.APPROVED
+        revision.reviewed_by, revision.reviewed_at, revision.review_reason = reviewer, now, ""
+        revision.save(update_fields=["status", "reviewed_by", "reviewed_at", "review_reason"])
+        transaction.on_commit(ad_index.invalidate)
+    return Advertiser.objects.get(pk=revision.advertiser_id)
+
+
+def advertiser_identity_reject(
+    *, revision: AdvertiserIdentityRevision, reviewer, reason: str
+) -> AdvertiserIdentityRevision:
+    """Staff rejection with a reason the advertiser sees; the cards keep the approved values."""
+    if not (reason or "").strip():
+        raise ValueError("A rejection needs a reason the advertiser can act on.")
+    with transaction.atomic():
+        revision = _identity_pending(revision)
+        revision.status = AdvertiserIdentityRevision.Status.REJECTED
+        revision.review_reason = reason.strip()
+        revision.reviewed_by, revision.reviewed_at = reviewer, timezone.now()
+        revision.save(update_fields=["status", "review_reason", "reviewed_by", "reviewed_at"])
+    return revision
