@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from django.conf import settings
 from django.db.models import Count, Q, QuerySet, Sum
@@ -178,6 +178,10 @@ class Metrics:
     served: int = 0
     viewable: int = 0
     invalid_by_reason: dict[str, int] = field(default_factory=dict)
+    # The part of clicks and spend that is CPC campaigns' (read with the campaign's bid
+    # type, not stored): a CPM campaign's clicks are free and its spend is impressions'.
+    cpc_clicks: int = 0
+    cpc_spend_micros: int = 0
 
     @property
     def ctr(self) -> float | None:
@@ -185,7 +189,12 @@ class Metrics:
 
     @property
     def avg_cpc_micros(self) -> int | None:
-        return round(self.spend_micros / self.clicks) if self.clicks else None
+        """CPC spend ÷ CPC clicks (docs/ads.md, "Reports"): CPM spend and clicks left out."""
+        return round(self.cpc_spend_micros / self.cpc_clicks) if self.cpc_clicks else None
+
+    def as_cpc(self) -> Metrics:
+        """These metrics as a CPC campaign's: all its clicks and spend are CPC."""
+        return replace(self, cpc_clicks=self.clicks, cpc_spend_micros=self.spend_micros)
 
     @property
     def ecpm_micros(self) -> int | None:
@@ -212,7 +221,10 @@ class Metrics:
         for reason, count in other.invalid_by_reason.items():
             reasons[reason] = reasons.get(reason, 0) + count
         return Metrics(
-            **{name: getattr(self, name) + getattr(other, name) for name in COUNTS}, invalid_by_reason=reasons
+            **{name: getattr(self, name) + getattr(other, name) for name in COUNTS},
+            invalid_by_reason=reasons,
+            cpc_clicks=self.cpc_clicks + other.cpc_clicks,
+            cpc_spend_micros=self.cpc_spend_micros + other.cpc_spend_micros,
         )
 
     def as_row(self) -> dict:
@@ -301,7 +313,8 @@ def _per_day_and_campaign(
         live = events_counted(start=day_start, end=day_end, advertiser_id=advertiser.pk, campaign_id=campaign_id)
         result.update({(day, campaign): metrics for campaign, metrics in live.items()})
         day += dt.timedelta(days=1)
-    return result
+    cpc = set(advertiser.campaigns.filter(bid_type=Campaign.BidType.CPC).values_list("id", flat=True))
+    return {key: metrics.as_cpc() if key[1] in cpc else metrics for key, metrics in result.items()}
 
 
 def performance_totals(

@@ -103,12 +103,30 @@ def known_events(member_client):
     return {"alpha": alpha.campaign, "beta": beta.campaign}
 
 
+def expected_ratios(advertiser, *, campaign=None) -> tuple[int | None, int | None]:
+    """(Avg. CPC, eCPM) from the raw events, as docs/ads.md "Reports" defines them: CPC
+    spend ÷ CPC clicks (valid clicks of CPC campaigns), and all spend × 1000 ÷ impressions."""
+    scope = {"campaign": campaign} if campaign else {"campaign__advertiser": advertiser}
+    cpc_clicks = Click.objects.filter(**scope, campaign__bid_type="cpc", is_valid=True)
+    cpc_spend = sum(c.cost_micros for c in cpc_clicks)
+    impressions = Impression.objects.filter(**scope, is_valid=True)
+    spend = sum(i.cost_micros for i in impressions) + sum(
+        c.cost_micros for c in Click.objects.filter(**scope, is_valid=True)
+    )
+    return (
+        round(cpc_spend / cpc_clicks.count()) if cpc_clicks.count() else None,
+        round(spend * 1000 / impressions.count()) if impressions.count() else None,
+    )
+
+
 def test_performance_numbers_come_from_the_events(member_client, known_events):
     response = member_client.get(url("performance"), {"start": "2026-11-20", "end": "2026-11-21"})
     assert response.status_code == 200
     totals = response.context["totals"]
     assert (totals.impressions, totals.clicks, totals.spend_micros, totals.invalid_events) == (9, 3, 956_000, 2)
-    assert (totals.avg_cpc_micros, totals.ecpm_micros) == (318_667, 106_222_222)
+    avg_cpc, ecpm = expected_ratios(member_client.advertiser)
+    assert (avg_cpc, ecpm) == (316_667, 106_222_222)  # (300,000 + 250,000 + 400,000) / 3; 956,000 × 1000 / 9
+    assert (totals.avg_cpc_micros, totals.ecpm_micros) == (avg_cpc, ecpm)
     html = response.content.decode()
     kpis = dict(re.findall(r'data-kpi="(\w+)">([^<]*)<', html))
     assert kpis == {
@@ -118,7 +136,7 @@ def test_performance_numbers_come_from_the_events(member_client, known_events):
         "clicks": "3",
         "ctr": "33.33%",
         "spend": "$0.96",
-        "cpc": "$0.3187",
+        "cpc": f"${avg_cpc / 1_000_000:.4f}",
         "ecpm": "$106.22",
         "invalid": "2",
     }
@@ -132,7 +150,8 @@ def test_performance_numbers_come_from_the_events(member_client, known_events):
         1,
         1,
     )
-    assert (alpha.ctr, alpha.avg_cpc_micros, alpha.ecpm_micros) == (0.5, 316_667, 158_333_333)
+    assert (alpha.ctr, alpha.avg_cpc_micros, alpha.ecpm_micros) == (
+        0.5, *expected_ratios(member_client.advertiser, campaign=known_events["alpha"]))
     beta = by_campaign["Beta"]
     assert (beta.impressions, beta.clicks, beta.spend_micros, beta.avg_cpc_micros, beta.ecpm_micros) == (
         3,
@@ -143,6 +162,31 @@ def test_performance_numbers_come_from_the_events(member_client, known_events):
     )
     assert by_campaign["Gamma (no events)"].impressions == 0
     assert "Theirs" not in html
+
+
+def test_average_cpc_leaves_cpm_spend_and_cpm_clicks_out(member_client):
+    """A CPM campaign's impressions cost money and its clicks are free: neither is in the
+    average cost of a CPC click (docs/ads.md, "Reports")."""
+    advertiser = member_client.advertiser
+    cpc = CreativeFactory(campaign=CampaignFactory(advertiser=advertiser, name="Per click", bid_type="cpc"))
+    cpm = CreativeFactory(
+        campaign=CampaignFactory(advertiser=advertiser, name="Per mille", bid_type="cpm", max_bid_micros=2_000_000)
+    )
+    cpc_imps = [impression(cpc, at(DAY1, 9, i)) for i in range(2)]
+    click(cpc_imps[0], at(DAY1, 9, 30), cost=300_000)
+    click(cpc_imps[1], at(DAY1, 9, 31), cost=250_000)
+    cpm_imps = [impression(cpm, at(DAY1, 15, i), cost=2_000) for i in range(3)]
+    click(cpm_imps[0], at(DAY1, 15, 30))  # valid, and free: CPM pays for the impression
+    stats_rollup_day(day=DAY1)
+    expected, _ = expected_ratios(advertiser)
+    assert expected == 275_000  # (300,000 + 250,000) / 2, not 556,000 / 3
+    response = member_client.get(url("performance"), {"start": "2026-11-20", "end": "2026-11-20"})
+    totals = response.context["totals"]
+    assert (totals.clicks, totals.spend_micros, totals.avg_cpc_micros) == (3, 556_000, expected)
+    by_campaign = {c.name: m for c, m in response.context["by_campaign"]}
+    assert by_campaign["Per click"].avg_cpc_micros == expected
+    assert by_campaign["Per mille"].avg_cpc_micros is None  # a CPM campaign has no cost per click
+    assert dict(re.findall(r'data-kpi="(\w+)">([^<]*)<', response.content.decode()))["cpc"] == "$0.2750"
 
 
 def test_the_chart_gets_one_point_per_day_with_zeros_for_quiet_days(member_client, known_events):
