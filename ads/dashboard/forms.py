@@ -9,7 +9,6 @@ from decimal import Decimal
 from urllib.parse import urlsplit
 
 from django import forms
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
@@ -123,7 +122,11 @@ class AdvertiserForm(forms.ModelForm):
 
 
 class MemberInviteForm(forms.Form):
-    email = forms.EmailField(label="E-mail of an existing Lhama account")
+    """Who to invite. Whether an account uses the e-mail is never looked up: the answer is
+    the same either way, and the person becomes a member only by accepting the invitation
+    while signed in with that e-mail (ads.services.campaigns.advertiser_invitation_send)."""
+
+    email = forms.EmailField(label="E-mail")
     role = forms.ChoiceField(choices=AdvertiserMembership.Role.choices, initial=AdvertiserMembership.Role.MANAGER)
 
     def __init__(self, *args, advertiser: Advertiser, **kwargs):
@@ -132,12 +135,9 @@ class MemberInviteForm(forms.Form):
 
     def clean_email(self):
         email = self.cleaned_data["email"].strip().lower()
-        user = get_user_model().objects.filter(email__iexact=email, is_active=True).first()
-        if user is None:
-            raise ValidationError("No Lhama account uses this e-mail. Ask them to sign up first, then invite them.")
-        if AdvertiserMembership.objects.filter(advertiser=self.advertiser, user=user).exists():
+        # The members are on the page already: saying so reveals nothing new.
+        if AdvertiserMembership.objects.filter(advertiser=self.advertiser, user__email__iexact=email).exists():
             raise ValidationError("This person is already a member of your organisation.")
-        self.invited_user = user
         return email
 
 

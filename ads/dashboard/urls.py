@@ -15,6 +15,7 @@ urlpatterns = [
     path("account/switch/<int:advertiser_id>/", views.org_switch, name="org_switch"),
     path("account/topup/", views.topup, name="topup"),
     path("account/members/", views.member_invite, name="member_invite"),
+    path("join/<str:token>/", views.member_accept, name="member_accept"),
     path("campaigns/", views_campaigns.campaign_list, name="campaigns"),
     path("campaigns/new/", views_campaigns.campaign_create, name="campaign_create"),
     path("campaigns/<int:pk>/", views_campaigns.campaign_detail, name="campaign_detail"),

@@ -185,10 +185,31 @@ def member_invite(request: HttpRequest) -> HttpResponse:
     form = MemberInviteForm(request.POST, advertiser=advertiser)
     if not form.is_valid():
         return _overview(request, invite_form=form, status=400)
-    membership = campaigns.advertiser_member_add(
-        advertiser=advertiser, user=form.invited_user, role=form.cleaned_data["role"]
-    )
+    email, role = form.cleaned_data["email"], form.cleaned_data["role"]
+    campaigns.advertiser_invitation_send(advertiser=advertiser, email=email, role=role, invited_by=request.user)
     messages.success(
-        request, f"{membership.user.email} is now a {membership.get_role_display().lower()} of {advertiser.name}."
+        request,
+        f"We sent an invitation to {email}. They become a {Role(role).label.lower()} of {advertiser.name} once they"
+        " accept it, signed in with that address.",
     )
     return redirect(reverse("ads:dashboard:overview") + "#members")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def member_accept(request: HttpRequest, token: str) -> HttpResponse:
+    """The invited person's page: what they are invited to, and a button to accept it."""
+    try:
+        invitation = campaigns.advertiser_invitation_read(token=token)
+        if invitation.email != (request.user.email or "").lower():
+            raise campaigns.InvitationInvalid("for another e-mail")
+    except campaigns.InvitationInvalid:
+        return render(request, "ads/member_accept.html", {"invitation": None}, status=400)
+    if request.method == "POST":
+        membership = campaigns.advertiser_invitation_accept(token=token, user=request.user)
+        request.session[SESSION_ADVERTISER] = membership.advertiser_id
+        messages.success(
+            request, f"You are a {membership.get_role_display().lower()} of {membership.advertiser.name}."
+        )
+        return redirect("ads:dashboard:overview")
+    return render(request, "ads/member_accept.html", {"invitation": invitation, "role": Role(invitation.role).label})

@@ -1,13 +1,18 @@
-"""Campaigns and advertisers: organisations and their members, campaigns (create,
-edit with validation, pause, launch or resume, end, duplicate), their keywords, the
-embedding of their context hints, and resuming campaigns once a balance is topped up.
+"""Campaigns and advertisers: organisations and their members (invited by a signed
+link, members once they accept), campaigns (create, edit with validation, pause, launch
+or resume, end, duplicate), their keywords, the embedding of their context hints, and
+resuming campaigns once a balance is topped up.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.conf import settings
+from django.core import signing
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 
 from ads import auction, embeddings
 from ads import index as ad_index
@@ -61,6 +66,86 @@ def advertiser_member_add(
     if not created and membership.role != role:
         membership.role = role
         membership.save(update_fields=["role"])
+    return membership
+
+
+# --- invitations ------------------------------------------------------------------------
+# An invitation is a signed, expiring token (Django's signing: HMAC with SECRET_KEY and a
+# salt of its own) naming the organisation, the invited e-mail, the role and the owner who
+# sent it; it is e-mailed to that address and nowhere else. Nothing is looked up about the
+# e-mail when it is sent, so the owner learns nothing about who has an account, and
+# nobody becomes a member until the person signed in with that e-mail accepts.
+
+INVITATION_SALT = "ads.member-invitation"
+INVITATION_MAX_AGE_S = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Invitation:
+    advertiser: Advertiser
+    email: str
+    role: str
+    invited_by_id: int
+
+
+class InvitationInvalid(Exception):
+    """A token that is forged, expired, for another e-mail, or whose sender is no longer an owner."""
+
+
+def advertiser_invitation_send(*, advertiser: Advertiser, email: str, role: str, invited_by) -> str:
+    """E-mail `email` a link to join `advertiser` as `role`; returns the token. The same
+    happens whether or not an account uses the address."""
+    if role not in AdvertiserMembership.Role.values:
+        raise ValueError(f"Unknown role {role!r}.")
+    email = email.strip().lower()
+    token = signing.dumps(
+        {"a": advertiser.pk, "e": email, "r": role, "by": invited_by.pk}, salt=INVITATION_SALT, compress=True
+    )
+    link = settings.SITE_URL + reverse("ads:dashboard:member_accept", args=[token])
+    role_label = AdvertiserMembership.Role(role).label.lower()
+    days = INVITATION_MAX_AGE_S // 86400
+    send_mail(
+        subject=f"You are invited to {advertiser.name} on Lhama Ads",
+        message=(
+            f"{invited_by.email} invites you to join {advertiser.name} on Lhama Ads as a {role_label}.\n\n"
+            f"To accept, sign in (or sign up) with this e-mail address, {email}, and open:\n{link}\n\n"
+            f"The link works for {days} days. If you did not expect this, ignore this e-mail."
+        ),
+        from_email=None,
+        recipient_list=[email],
+    )
+    return token
+
+
+def advertiser_invitation_read(*, token: str) -> Invitation:
+    """The invitation a token carries; raises InvitationInvalid."""
+    try:
+        data = signing.loads(token, salt=INVITATION_SALT, max_age=INVITATION_MAX_AGE_S)
+        advertiser_id, email, role, invited_by_id = int(data["a"]), str(data["e"]), str(data["r"]), int(data["by"])
+    except (signing.BadSignature, KeyError, TypeError, ValueError) as exc:
+        raise InvitationInvalid("forged or expired") from exc
+    advertiser = Advertiser.objects.filter(pk=advertiser_id).first()
+    if advertiser is None or role not in AdvertiserMembership.Role.values:
+        raise InvitationInvalid("no such organisation or role")
+    if not AdvertiserMembership.objects.filter(
+        advertiser=advertiser, user_id=invited_by_id, role=AdvertiserMembership.Role.OWNER
+    ).exists():
+        raise InvitationInvalid("its sender is no longer an owner")
+    return Invitation(advertiser=advertiser, email=email, role=role, invited_by_id=invited_by_id)
+
+
+def advertiser_invitation_accept(*, token: str, user) -> AdvertiserMembership:
+    """`user` accepts: they become a member with the invited role, if the invitation is for
+    their e-mail. An existing member keeps the role they have (an old link changes nothing)."""
+    invitation = advertiser_invitation_read(token=token)
+    if not user.is_authenticated or (user.email or "").lower() != invitation.email:
+        raise InvitationInvalid("for another e-mail")
+    try:
+        membership, _ = AdvertiserMembership.objects.get_or_create(
+            advertiser=invitation.advertiser, user=user, defaults={"role": invitation.role}
+        )
+    except IntegrityError:  # accepted twice at once
+        membership = AdvertiserMembership.objects.get(advertiser=invitation.advertiser, user=user)
     return membership
 
 
