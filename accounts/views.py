@@ -9,9 +9,14 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
+from django_ratelimit.core import is_ratelimited
 
 from accounts.forms import DeleteAccountForm, ProfileForm
-from accounts.services import user_data_export, user_delete, user_profile_update
+from accounts.services import UserDeleteFailed, user_data_export, user_delete, user_profile_update
+
+# The delete form checks the password: guessing it there is throttled as logins are.
+DELETE_RATE = "5/15m"
+STEPS = {"billing": "cancelling your subscription with Stripe"}
 
 
 @login_required
@@ -50,6 +55,14 @@ def export(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def delete(request: HttpRequest) -> HttpResponse:
+    if is_ratelimited(request, group="accounts.delete", key="user", rate=DELETE_RATE, increment=True):
+        messages.error(request, "Too many attempts to delete this account. Try again in a quarter of an hour.")
+        return render(
+            request,
+            "accounts/profile.html",
+            {"form": ProfileForm(instance=request.user), "delete_form": DeleteAccountForm(user=request.user)},
+            status=429,
+        )
     form = DeleteAccountForm(request.POST, user=request.user)
     if not form.is_valid():
         return render(
@@ -58,8 +71,16 @@ def delete(request: HttpRequest) -> HttpResponse:
             {"form": ProfileForm(instance=request.user), "delete_form": form},
             status=400,
         )
-    user = request.user
+    try:
+        user_delete(user=request.user)
+    except UserDeleteFailed as failed:
+        step = STEPS.get(failed.step, "a clean-up step")
+        messages.error(
+            request,
+            f"Your account could not be deleted: {step} failed, so nothing has been deleted."
+            " Please try again in a few minutes.",
+        )
+        return redirect("accounts:profile")
     logout(request)
-    user_delete(user=user)
     messages.success(request, "Your account and all its data have been deleted.")
     return redirect("/")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from ads.models import AdvertiserMembership
+from ads.services.delivery import ad_events_anonymise
 
 
 def user_export(*, user) -> dict:
@@ -18,3 +19,9 @@ def user_export(*, user) -> dict:
             for m in memberships
         ]
     }
+
+
+def user_on_delete(*, user) -> None:
+    """In the account deletion's transaction: the account's ad events are anonymised, not
+    deleted (the advertisers' reports and bills keep them)."""
+    ad_events_anonymise(user_id=user.pk)

@@ -64,7 +64,7 @@ def ads_dismissed(sender, conversation_id, user_id, session_key, **kwargs) -> No
 
 @receiver(user_logged_out, dispatch_uid="assistant_sockets_on_logout")
 def sockets_on_logout(sender, request, user, **kwargs) -> None:
-    if user is None:
+    if user is None or user.pk is None:  # nobody signed in, or an account just deleted (it has told them)
         return
     session_key = getattr(getattr(request, "session", None), "session_key", None) or ""
     events.event_send_on_commit(events.session_check(user_id=user.pk, ended_session_key=session_key))

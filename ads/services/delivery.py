@@ -372,3 +372,23 @@ def impression_dismiss(*, impression_id: str, user_id: int | None, session_key: 
         impression_dismissed.send(
             sender=AdFeedback, conversation_id=conversation_id, user_id=user_id, session_key=session_key
         )
+
+
+def ad_events_anonymise(*, user_id: int) -> int:
+    """An account is being deleted: its impressions, clicks and invalid events keep counting
+    in the advertisers' reports (campaign, creative, times, validity and cost stay) but lose
+    every link to the person: the user, the session, the conversation, the user agent and
+    the address's hash go, and the viewer key becomes one random key for all of them (so
+    reach and frequency figures stay right). Returns how many impressions changed."""
+    import uuid
+
+    from django.db.models import Q
+
+    viewer = tracking.viewer_key(user_id=user_id, session_key="")
+    pseudonym = f"deleted:{uuid.uuid4().hex}"
+    changed = Impression.objects.filter(Q(user_id=user_id) | Q(viewer_key=viewer)).update(
+        user=None, session_key="", viewer_key=pseudonym, conversation_id=None
+    )
+    Click.objects.filter(viewer_key=viewer).update(viewer_key=pseudonym, user_agent="")
+    InvalidEvent.objects.filter(viewer_key=viewer).update(viewer_key=pseudonym, user_agent="", client_hash="")
+    return changed

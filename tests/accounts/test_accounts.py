@@ -65,11 +65,11 @@ def test_data_export_is_a_json_download_of_my_data_only(client, user, other_user
 
 def test_delete_account_needs_the_email_and_deletes_everything(client, user, other_user):
     client.force_login(user)
-    response = client.post(reverse("accounts:delete"), {"confirm_email": "someone@else.com"})
+    response = client.post(reverse("accounts:delete"), {"confirm_email": "someone@else.com", "password": TEST_PASSWORD})
     assert response.status_code == 400
     assert User.objects.filter(pk=user.pk).exists()
 
-    response = client.post(reverse("accounts:delete"), {"confirm_email": user.email.upper()})
+    response = client.post(reverse("accounts:delete"), {"confirm_email": user.email.upper(), "password": TEST_PASSWORD})
     assert response.status_code == 302
     assert not User.objects.filter(pk=user.pk).exists()
     assert User.objects.filter(pk=other_user.pk).exists()

@@ -26,6 +26,7 @@ def test_sign_up_and_account_deletion_messages_are_shown_on_the_chat_page(new_pa
 
     page.goto("/account/")
     page.locator("input[name=confirm_email]").fill("flash@e2e.example")
+    page.locator("input[name=password]").fill("Corr3ct-Horse-Battery")
     page.get_by_role("button", name="Delete my account and data").click()
     page.wait_for_url("**/")
     page.wait_for_selector("#chat[data-ready=yes]")
