@@ -100,10 +100,15 @@ def _single_groups(groups: dict[str, list[Pattern]]) -> dict[str, SingleGroup]:
 @dataclass
 class CampaignIndex:
     entries: list[Entry]
-    # (n, DIM): per entry, the normalised sum of the campaign's context-hints vector and
-    # the creative's vector (the creative's alone when there are no hints). One matrix,
-    # not two: the similarity pass reads it once per decision and is memory-bound.
-    vectors: np.ndarray
+    # (m, DIM): every text an entry is described by, one row each, the rows of one entry
+    # contiguous and in entry order: the creative (headline, text, question), the
+    # campaign's context hints, and any extra texts (the creative's question on its
+    # own, each keyword phrase). An entry's similarity to a conversation is the best of
+    # its rows (np.maximum.reduceat over text_start), not the similarity to one
+    # centroid: a short question lies near one of a campaign's texts, rarely near
+    # their mean.
+    text_vectors: np.ndarray
+    text_start: np.ndarray  # (n,) the first row of each entry in text_vectors
     # Multi-word patterns, keyed by their two alphabetically first distinct stems: a
     # conversation looks up only the pairs of stems it contains.
     postings: dict[tuple[str, str], list[Pattern]]
@@ -135,6 +140,14 @@ class CampaignIndex:
     def __len__(self) -> int:
         return len(self.entries)
 
+    def similarities(self, queries: np.ndarray) -> np.ndarray:
+        """(n, k): per entry, the cosine of its nearest text to each of the k query
+        vectors (rows of `queries`, normalised). One pass over the text matrix."""
+        if not len(self.entries):
+            return np.zeros((0, queries.shape[0]), dtype=np.float32)
+        products = self.text_vectors @ (queries[0] if queries.shape[0] == 1 else np.ascontiguousarray(queries.T))
+        return np.maximum.reduceat(products.reshape(len(self.text_vectors), -1), self.text_start, axis=0)
+
     def refresh_spend(self, rows: list[tuple[int, int, int, object]]) -> None:
         for campaign_id, spent, spent_today, spend_day in rows:
             for i in self.entries_by_campaign.get(campaign_id, ()):
@@ -154,14 +167,22 @@ def build_index(
     hints: list[np.ndarray | None],
     creatives: list[np.ndarray],
     keywords: list[CompiledKeyword],
+    texts: list[list[np.ndarray]] | None = None,
     version: object = None,
 ) -> CampaignIndex:
+    """`hints` and `creatives`: one vector per entry (hints None when the campaign has
+    none); `texts`: per entry, the vectors of its extra texts (none when omitted)."""
     n = len(entries)
-    matrix = np.zeros((n, embeddings.DIM), dtype=np.float32)
+    rows: list[np.ndarray] = []
+    start = np.zeros(n, dtype=np.int64)
     for i in range(n):
-        combined = creatives[i] + hints[i] if hints[i] is not None else creatives[i]
-        norm = float(np.linalg.norm(combined))
-        matrix[i] = combined / norm if norm > 0 else combined
+        start[i] = len(rows)
+        rows.append(creatives[i])
+        if hints[i] is not None:
+            rows.append(hints[i])
+        if texts is not None:
+            rows.extend(texts[i])
+    matrix = np.vstack(rows).astype(np.float32, copy=False) if rows else np.zeros((0, embeddings.DIM), np.float32)
     by_campaign: dict[int, list[int]] = {}
     for i, entry in enumerate(entries):
         by_campaign.setdefault(entry.campaign_id, []).append(i)
@@ -202,7 +223,8 @@ def build_index(
     reserve_ok = [auction.bid_meets_reserve(bid_type=e.bid_type, bid_micros=e.bid_micros) for e in entries]
     return CampaignIndex(
         entries=entries,
-        vectors=matrix,
+        text_vectors=matrix,
+        text_start=start,
         postings=postings,
         single_stem=_single_groups(single_stem),
         single_exact=_single_groups(single_exact),

@@ -27,6 +27,14 @@ VERSION_CHECK_S = 1.0
 SPEND_REFRESH_S = 10.0
 FULL_REFRESH_S = 300.0
 MAX_INLINE_EMBEDDINGS = 200
+# Extra texts an entry is matched by (its creative's question alone, each positive
+# keyword phrase of its campaign): short, shared by many campaigns, not stored in the
+# database; embedded while the index is built and kept in a per-process memo. A build
+# embeds at most this many new ones; the rest are added by the next builds.
+MAX_NEW_TEXT_EMBEDDINGS = 5000
+MAX_MEMO_TEXTS = 200_000
+_text_memo: dict[str, np.ndarray] = {}
+_memo_lock = threading.Lock()
 
 
 def load_index(*, version: object = None) -> CampaignIndex:
@@ -129,7 +137,31 @@ def load_index(*, version: object = None) -> CampaignIndex:
         ).only("campaign_id", "text", "match_type", "is_negative")
         if k.campaign_id in campaign_ids
     ]
-    return build_index(entries=entries, hints=hints, creatives=creatives_final, keywords=keywords, version=version)
+    texts = _extra_texts(entries, keywords)
+    return build_index(
+        entries=entries, hints=hints, creatives=creatives_final, keywords=keywords, texts=texts, version=version
+    )
+
+
+def _memo_vectors(texts: list[str]) -> dict[str, np.ndarray]:
+    """The memoised vectors of `texts`, embedding up to MAX_NEW_TEXT_EMBEDDINGS new ones."""
+    with _memo_lock:
+        new = [t for t in dict.fromkeys(texts) if t not in _text_memo][:MAX_NEW_TEXT_EMBEDDINGS]
+        if new:
+            if len(_text_memo) + len(new) > MAX_MEMO_TEXTS:
+                _text_memo.clear()
+            _text_memo.update(zip(new, embeddings.embed_many(new), strict=True))
+        return {t: _text_memo[t] for t in texts if t in _text_memo}
+
+
+def _extra_texts(entries: list[Entry], keywords: list[CompiledKeyword]) -> list[list[np.ndarray]]:
+    by_campaign: dict[int, list[str]] = {}
+    for k in keywords:
+        if not k.is_negative and k.words:
+            by_campaign.setdefault(k.campaign_id, []).append(k.text.strip())
+    per_entry = [[e.question.strip(), *by_campaign.get(e.campaign_id, [])] for e in entries]
+    vectors = _memo_vectors([t for texts in per_entry for t in texts if t])
+    return [[vectors[t] for t in dict.fromkeys(texts) if t in vectors] for texts in per_entry]
 
 
 def _words(text: str) -> tuple[str, ...]:

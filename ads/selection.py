@@ -18,10 +18,19 @@ from ads import auction, pacing
 from ads.campaign_index import CampaignIndex, Entry, Pattern
 from ads.matching import BROAD, MATCH_SCORES, Context
 
-# Relevance: keyword score and embedding score combined as 1 - (1 - kw)(1 - emb).
-EMB_FLOOR = 0.42  # cosine below which an embedding alone never makes a candidate
-EMB_LOW, EMB_HIGH = 0.25, 0.65  # cosine mapped linearly onto relevance 0..1
-RELEVANCE_FLOOR = 0.35
+# Relevance: keyword score and embedding score combined as 1 - (1 - kw)(1 - emb), the
+# embedding score being the cosine to the entry's nearest text (CampaignIndex.text_vectors).
+# Calibrated on the development set (tests/ads/data/matching_dev.json; docs/ads.md,
+# "Matching, measured"), never on the held-out one.
+EMB_LOW, EMB_HIGH = 0.20, 0.60  # cosine mapped linearly onto relevance 0..1
+RELEVANCE_FLOOR = 0.40  # with the map above: a cosine of 0.36 when no keyword matched
+EMB_FLOOR = EMB_LOW + RELEVANCE_FLOOR * (EMB_HIGH - EMB_LOW)  # an embedding alone makes a candidate from here
+# The earlier turns count at this weight when the latest one follows them up and finds
+# no candidate of its own: the latest turn weighs most.
+EARLIER_WEIGHT = 0.8
+# A candidate this much less relevant than the best one takes no part: a bid must not
+# buy a weak match over a clearly better one (keyword or meaning).
+RELEVANCE_MARGIN = 0.3
 
 
 @dataclass
@@ -68,6 +77,7 @@ _REASONS = [
     "",
     "negative_keyword",
     "below_relevance_floor",
+    "less_relevant",
     "language",
     "not_started",
     "ended",
@@ -77,29 +87,11 @@ _REASONS = [
 ]
 
 
-def select(
-    index: CampaignIndex,
-    *,
-    context_text: str,
-    vector: np.ndarray | None,
-    now: datetime,
-    language: str = "en",
-    frequency: dict[int, tuple[int, int]] | None = None,
-    advertiser_id: int | None = None,
-    explain: int = 2,
-) -> Selection:
-    """Candidates (keywords + embedding, negatives, floors), eligibility (language,
-    schedule, reserve, pacing, frequency caps), then the auction. `explain`: how many
-    candidates to describe in the result (a preview asks for more than a decision). `frequency` maps a
-    campaign id to (served to this viewer in the last hour, in the last day).
-
-    Vectorised over the whole index; Python loops only over matched keywords and
-    the few best-scoring candidates."""
-    frequency = frequency or {}
+def _keyword_scores(index: CampaignIndex, text: str) -> tuple[np.ndarray, np.ndarray, list[Pattern]]:
+    """Per entry: the best match type's score of its keywords in `text`, whether a
+    negative keyword of its campaign is in `text`, and the patterns that matched."""
     n = len(index)
-    if n == 0:
-        return Selection([], None, None, None, "no_active_campaigns")
-    context = Context(context_text)
+    context = Context(text)
     kw = np.zeros(n, dtype=np.float64)
     negative = np.zeros(n, dtype=bool)
     matched_patterns: list[Pattern] = []
@@ -132,25 +124,80 @@ def select(
         kw[np.concatenate(by_score[score])] = score
     if negatives:
         negative[np.concatenate(negatives)] = True
-    if vector is None:
-        rows = np.flatnonzero(kw > 0)
-        exact = np.zeros(rows.size, dtype=np.float32)
-        keep = np.ones(rows.size, dtype=bool)
+    return kw, negative, matched_patterns
+
+
+def _relevance(kw: np.ndarray, sim: np.ndarray) -> np.ndarray:
+    emb_rel = np.clip((sim - EMB_LOW) / (EMB_HIGH - EMB_LOW), 0.0, 1.0)
+    emb_rel[(sim < EMB_FLOOR) & (kw == 0)] = 0.0
+    return 1.0 - (1.0 - kw) * (1.0 - emb_rel)
+
+
+def select(
+    index: CampaignIndex,
+    *,
+    context_text: str,
+    vector: np.ndarray | None,
+    now: datetime,
+    language: str = "en",
+    frequency: dict[int, tuple[int, int]] | None = None,
+    advertiser_id: int | None = None,
+    explain: int = 2,
+    latest_text: str | None = None,
+    latest_vector: np.ndarray | None = None,
+    earlier_weight: float = EARLIER_WEIGHT,
+) -> Selection:
+    """Candidates (keywords + embedding, negatives, floors), eligibility (language,
+    schedule, reserve, pacing, frequency caps), then the auction. `explain`: how many
+    candidates to describe in the result (a preview asks for more than a decision). `frequency` maps a
+    campaign id to (served to this viewer in the last hour, in the last day).
+
+    `context_text` / `vector`: the conversation's recent user turns (latest first) and
+    their embedding. With `latest_text` / `latest_vector` (the latest turn alone), the
+    latest turn weighs most: relevance is the latest turn's; only when no campaign is
+    relevant to the latest turn alone does the whole context count, at earlier_weight
+    (0 when the conversation moved on, as the decision judges it), so an earlier
+    topic's keywords or meaning never beat the latest turn's. Negative keywords apply
+    to the whole context. A candidate more than RELEVANCE_MARGIN below the most
+    relevant one is excluded ("less_relevant").
+
+    Vectorised over the whole index; Python loops only over matched keywords and
+    the few best-scoring candidates."""
+    frequency = frequency or {}
+    n = len(index)
+    if n == 0:
+        return Selection([], None, None, None, "no_active_campaigns")
+    use_latest = latest_text is not None
+    kw_ctx, negative, patterns_ctx = _keyword_scores(index, context_text)
+    kw_latest, _, patterns_latest = _keyword_scores(index, latest_text) if use_latest else (kw_ctx, None, patterns_ctx)
+    queries = [v for v in (latest_vector if use_latest else None, vector) if v is not None]
+    sims = index.similarities(np.vstack(queries)) if queries else np.zeros((n, 0), dtype=np.float32)
+    sim_ctx = sims[:, -1] if vector is not None else np.zeros(n, dtype=np.float32)
+    if not use_latest:
+        sim_latest = sim_ctx
     else:
-        exact = index.vectors @ vector
-        rows = np.arange(n)
-        keep = (kw > 0) | (exact >= EMB_FLOOR)
+        sim_latest = sims[:, 0] if latest_vector is not None else np.zeros(n, dtype=np.float32)
+    # Candidates: a keyword or a cosine above the floor, for the latest turn.
+    idx = np.flatnonzero((kw_latest > 0) | (sim_latest >= EMB_FLOOR))
+    sim = sim_latest[idx].astype(np.float64)
+    kws = kw_latest[idx]
+    relevance = _relevance(kws, sim)
+    from_context = np.zeros(idx.size, dtype=bool)  # the candidate's relevance is the whole context's
+    if use_latest and earlier_weight > 0 and not (relevance[~negative[idx]] >= RELEVANCE_FLOOR).any():
+        idx = np.flatnonzero((kw_latest > 0) | (sim_latest >= EMB_FLOOR) | (kw_ctx > 0) | (sim_ctx >= EMB_FLOOR))
+        sim_l, kw_l = sim_latest[idx].astype(np.float64), kw_latest[idx]
+        sim_c, kw_c = sim_ctx[idx].astype(np.float64), kw_ctx[idx]
+        own, weighted = _relevance(kw_l, sim_l), earlier_weight * _relevance(kw_c, sim_c)
+        from_context = weighted > own
+        relevance = np.where(from_context, weighted, own)
+        sim = np.where(from_context, sim_c, sim_l)
+        kws = np.where(from_context, kw_c, kw_l)
     if advertiser_id is not None:
-        keep &= index.advertiser[rows] == advertiser_id
-    idx = rows[keep]
+        mine = index.advertiser[idx] == advertiser_id
+        idx, sim, kws, relevance, from_context = idx[mine], sim[mine], kws[mine], relevance[mine], from_context[mine]
     if idx.size == 0:
         return Selection([], None, None, None, "no_relevant_campaigns")
 
-    sim = exact[keep].astype(np.float64)
-    kws = kw[idx]
-    emb_rel = np.clip((sim - EMB_LOW) / (EMB_HIGH - EMB_LOW), 0.0, 1.0)
-    emb_rel[(sim < EMB_FLOOR) & (kws == 0)] = 0.0
-    relevance = 1.0 - (1.0 - kws) * (1.0 - emb_rel)
     ts = now.timestamp()
     today = now.date().toordinal()
     paced_ok = pacing.pacing_allows(
@@ -163,9 +210,12 @@ def select(
         now=now,
     )
     lang = index.language[idx]
+    relevant = ~negative[idx] & (relevance >= RELEVANCE_FLOOR)
+    best = float(relevance[relevant].max()) if relevant.any() else 1.0
     conditions = [
         negative[idx],
         relevance < RELEVANCE_FLOOR,
+        relevance < best - RELEVANCE_MARGIN,
         (lang != "") & (lang != (language or "")) & bool(language),
         index.starts[idx] > ts,
         index.ends[idx] <= ts,
@@ -183,7 +233,7 @@ def select(
             entry=entry,
             similarity=float(sim[k]),
             keyword_score=float(kws[k]),
-            matched=[p.text for p in matched_patterns if i in p.positive_set],
+            matched=[p.text for p in (patterns_ctx if from_context[k] else patterns_latest) if i in p.positive_set],
             relevance=float(relevance[k]),
             excluded=_REASONS[why],
         )

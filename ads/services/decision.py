@@ -128,10 +128,14 @@ def decision_compute(
     index = ad_index.get_index()
     frequency = frequency_counts_get(viewer=viewer, now=now) if viewer else {}
     t2 = time.perf_counter()
+    latest_text, latest_vector, earlier_weight = _retrieval_query(text, vector)
     selection = ad_selection.select(
         index,
         context_text=text,
         vector=vector,
+        latest_text=latest_text,
+        latest_vector=latest_vector,
+        earlier_weight=earlier_weight,
         now=now,
         language=language,
         frequency=frequency,
@@ -147,6 +151,25 @@ def decision_compute(
         "selection": round((t3 - t2) * 1000, 3),
     }
     return decision
+
+
+# The latest turn follows the earlier ones up (so they still say what it is about)
+# when its cosine to them is at least this; below it the conversation moved on and
+# only the latest turn chooses the ad. Calibrated on tests/ads/data/matching_dev.json.
+FOLLOW_UP_MIN_COSINE = 0.16
+
+
+def _retrieval_query(text: str, vector) -> tuple[str | None, object, float]:
+    """The latest turn (the first line: the chat puts the latest message first), its
+    embedding, and the weight of the earlier turns: ad_selection.EARLIER_WEIGHT when
+    the latest turn follows them up, 0 when the conversation moved on. (None, None, 0)
+    for a one-turn context: `text` itself is the latest turn."""
+    latest, _, earlier = text.strip().partition("\n")
+    if not earlier.strip():
+        return None, None, 0.0
+    latest_vector, earlier_vector = embeddings.embed_many([latest, earlier])
+    follows_up = float(latest_vector @ earlier_vector) >= FOLLOW_UP_MIN_COSINE
+    return latest, latest_vector, ad_selection.EARLIER_WEIGHT if follows_up else 0.0
 
 
 def _why(entry: Entry, matched: list[str]) -> dict:
