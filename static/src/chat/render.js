@@ -34,6 +34,9 @@ const PURIFY_CONFIG = {
   ALLOWED_TAGS,
   ALLOWED_ATTR: ["href", "title", "class", "start"],
   ALLOWED_URI_REGEXP: /^(?:https?:|mailto:)/i,
+  // DOMPurify keeps data-* attributes whatever ALLOWED_ATTR says, unless told not to; the
+  // page's own scripts act on data-* (data-action, data-value), never model output's.
+  ALLOW_DATA_ATTR: false,
 };
 
 DOMPurify.addHook("afterSanitizeAttributes", (node) => {
@@ -73,10 +76,15 @@ marked.use({
   },
 });
 
+/** HTML -> the HTML that may reach the page: the Markdown tag list, http/https/mailto
+ * links, no data-* attributes. */
+export function sanitizeHtml(html) {
+  return DOMPurify.sanitize(html, PURIFY_CONFIG);
+}
+
 /** Markdown text -> sanitised HTML string. */
 export function markdownToSafeHtml(text) {
-  const html = marked.parse(text || "", { async: false });
-  return DOMPurify.sanitize(html, PURIFY_CONFIG);
+  return sanitizeHtml(marked.parse(text || "", { async: false }));
 }
 
 /** Render Markdown into `el` (replacing its content) and decorate code blocks. */
