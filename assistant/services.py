@@ -166,13 +166,18 @@ def _ad_request(*, owner: Owner, user, conversation_id: str, turns: list[dict], 
     # latest user turns and the latest answer (attachments, once they exist, add theirs).
     gate_user = [t["content"] for t in turns if t["role"] == "user"][-settings.ADS_GATE_WINDOW_TURNS:]
     gate_answer = [t["content"] for t in turns if t["role"] == "assistant"][-1:]
+    said_minor = turns_say_minor(gate_user) is not None
+    if said_minor and owner.user_id and getattr(user, "is_adult", None):
+        from accounts.services import user_age_confirmation_clear
+
+        user_age_confirmation_clear(user_id=owner.user_id)  # once: the answer is then "not said"
     return AdRequest(
         conversation_id=conversation_id,
         user_id=owner.user_id,
         session_key=owner.session_key,
         context_text="\n".join(reversed(user_turns)),  # latest message first
         # Saying in the conversation that one is under 18 outweighs the account's answer.
-        is_adult=False if turns_say_minor(gate_user) else (getattr(user, "is_adult", None) if owner.user_id else None),
+        is_adult=False if said_minor else (getattr(user, "is_adult", None) if owner.user_id else None),
         ads_enabled=True,
         ads_dismissed=ads_dismissed,
         turns=tuple(reversed(gate_user)) + tuple(gate_answer),  # latest user turn first

@@ -284,4 +284,28 @@ def test_a_person_who_says_they_are_under_18_gets_no_ad(gpu_campaign):
     request = _assistant_request(history)
     assert request.is_adult is False
     assert ad_decide(request=request) is None
-    assert ad_decide(request=_assistant_request([("user", "my son is 12"), ("user", COMMERCIAL)])) is not None
+    # another person's age is not the user's (whether the sensitive gate blocks it is its own matter)
+    assert _assistant_request([("user", "my son is 12"), ("user", COMMERCIAL)]).is_adult is None
+    assert ad_decide(request=_assistant_request([("user", "I'm 25, " + COMMERCIAL)])) is not None
+
+
+def test_the_accounts_age_answer_is_cleared_to_be_asked_again(gpu_campaign, django_user_model):
+    from assistant.selectors import Owner
+    from assistant.services import _ad_request
+    from billing.public import entitlements_for
+
+    user = django_user_model.objects.create_user(email="kid@example.com", password="pw-123456789", is_adult=True)
+
+    def request_for(text):
+        return _ad_request(
+            owner=Owner(user_id=user.pk), user=user, conversation_id=str(uuid.uuid4()),
+            turns=[{"role": "user", "content": text}], entitlements=entitlements_for(user=None), ads_dismissed=False,
+        )
+
+    assert request_for(COMMERCIAL).is_adult is True
+    user.refresh_from_db()
+    assert user.is_adult is True
+    request = request_for("j'ai 14 ans, " + COMMERCIAL)
+    assert request.is_adult is False and ad_decide(request=request) is None
+    user.refresh_from_db()
+    assert user.is_adult is None
