@@ -128,7 +128,7 @@ def decision_compute(
     index = ad_index.get_index()
     frequency = frequency_counts_get(viewer=viewer, now=now) if viewer else {}
     t2 = time.perf_counter()
-    latest_text, latest_vector, earlier_weight = _retrieval_query(text, vector)
+    latest_text, latest_vector, earlier_weight = _retrieval_query(text)
     selection = ad_selection.select(
         index,
         context_text=text,
@@ -159,7 +159,7 @@ def decision_compute(
 FOLLOW_UP_MIN_COSINE = 0.16
 
 
-def _retrieval_query(text: str, vector) -> tuple[str | None, object, float]:
+def _retrieval_query(text: str) -> tuple[str | None, object, float]:
     """The latest turn (the first line: the chat puts the latest message first), its
     embedding, and the weight of the earlier turns: ad_selection.EARLIER_WEIGHT when
     the latest turn follows them up, 0 when the conversation moved on. (None, None, 0)
