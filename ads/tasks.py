@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from ads.services import campaigns, reporting, review
+from ads.services import campaigns, funding, reporting, review
 
 
 @shared_task(name="ads.embed_creative", ignore_result=True)
@@ -24,9 +24,9 @@ def stats_rollup() -> None:
 
 @shared_task(name="ads.campaigns_resume_funded", ignore_result=True)
 def campaigns_resume_funded() -> None:
-    campaigns.campaigns_resume_funded()
+    funding.campaigns_resume_funded()
 
 
 @shared_task(name="ads.send_low_balance_notice", ignore_result=True)
 def send_low_balance_notice(advertiser_id: int) -> None:
-    campaigns.advertiser_low_balance_notify(advertiser_id=advertiser_id)
+    funding.advertiser_low_balance_notify(advertiser_id=advertiser_id)

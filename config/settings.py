@@ -373,7 +373,7 @@ BILLING_GUEST_TOTAL_DAILY_TOKENS = env.int("BILLING_GUEST_TOTAL_DAILY_TOKENS", d
 BILLING_MODEL_TIER_NAMES = "assistant.selectors.tier_names"
 # Told after a top-up, a refund or a dispute moved a balance (called with account_id=,
 # after commit): ads pauses the advertiser's campaigns below zero and resumes them above.
-BILLING_BALANCE_CHANGED = "ads.services.campaigns.advertiser_balance_changed"
+BILLING_BALANCE_CHANGED = "ads.services.funding.advertiser_balance_changed"
 
 # --- logging ---------------------------------------------------------------------
 LOGGING = {

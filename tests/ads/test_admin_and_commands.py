@@ -23,7 +23,7 @@ from ads.models import (
     Impression,
     InvalidEvent,
 )
-from ads.services.campaigns import campaigns_resume_funded
+from ads.services.funding import campaigns_resume_funded
 from ads.services.decision import ad_preview
 from ads.services.delivery import campaign_charge
 from ads.services.reporting import stats_rollup_day, stats_rollup_hour

@@ -78,6 +78,7 @@ def test_services_are_modules_by_sub_domain_without_a_re_export_layer():
         "campaigns.py",
         "decision.py",
         "delivery.py",
+        "funding.py",
         "importing.py",
         "reporting.py",
         "review.py",
