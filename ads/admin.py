@@ -23,7 +23,9 @@ from ads.models import (
     CampaignStatHourly,
     Click,
     Creative,
+    GuestViewer,
     Impression,
+    InvalidEvent,
 )
 from ads.services import campaigns, review
 from billing.public import balance_micros, ledger_credit
@@ -394,6 +396,26 @@ class ClickAdmin(ReadOnlyAdmin):
     @admin.display(description="cost")
     def cost(self, obj: Click) -> str:
         return usd(obj.cost_micros, 4)
+
+
+@admin.register(InvalidEvent)
+class InvalidEventAdmin(ReadOnlyAdmin):
+    """Every refused acknowledgement and click, with its reason (never charged)."""
+
+    list_display = ["created_at", "kind", "reason", "campaign", "advertiser", "viewer_key", "user_agent"]
+    list_filter = ["kind", "reason"]
+    search_fields = ["viewer_key", "user_agent", "campaign__name", "advertiser__name"]
+    list_select_related = ["campaign", "advertiser"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(GuestViewer)
+class GuestViewerAdmin(ReadOnlyAdmin):
+    """Guest sessions as the tracking endpoints first saw them, within the new-guest cap or not."""
+
+    list_display = ["session_key", "first_seen_at", "within_cap"]
+    list_filter = ["within_cap"]
+    date_hierarchy = "first_seen_at"
 
 
 @admin.register(AdFeedback)

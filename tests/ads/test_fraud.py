@@ -445,3 +445,16 @@ def test_a_guest_who_logs_in_keeps_their_impression_and_its_one_click(cpc, user)
     assert jar.get(link(impression)).status_code == 302
     assert money(cpc.campaign)[1] == before[1] + CPC_PRICE
     assert reasons() == [("click", "duplicate")]
+
+
+@pytest.mark.django_db
+def test_staff_read_the_invalid_traffic_in_the_admin_and_cannot_change_it(cpc, user, staff_user):
+    impression = served(cpc, user=user)
+    Client(HTTP_USER_AGENT=BROWSER).get(link(impression))
+    admin = Client()
+    admin.force_login(staff_user)
+    page = admin.get("/admin/ads/invalidevent/?reason=never_shown")
+    assert page.status_code == 200
+    assert b"Never shown" in page.content
+    assert admin.get("/admin/ads/invalidevent/add/").status_code == 403
+    assert admin.get("/admin/ads/guestviewer/").status_code == 200
