@@ -97,16 +97,21 @@ def _guest_unverified(impression: Impression, viewer: tracking.Viewer, now: date
 
 
 def campaign_charge(*, campaign_id: int, amount_micros: int, reference: str, now: datetime) -> int:
-    """Deduct spend atomically: the campaign row is locked, the charge is capped at the
-    budgets left (so a budget is never overspent) and debited from the advertiser's
+    """Deduct spend atomically: the advertiser's row, then the campaign's, are locked,
+    the charge is capped at the budgets left (so a budget is never overspent) and debited from the advertiser's
     balance in the same transaction (which never goes below zero). Returns the micros
     charged (0 when nothing could be). Pauses the campaign when a budget or the
     balance runs out, and sends the low-balance notice once."""
     if amount_micros <= 0:
         return 0
     with transaction.atomic():
-        campaign = Campaign.objects.select_for_update().select_related("advertiser").get(pk=campaign_id)
-        advertiser = campaign.advertiser
+        # The advertiser's row first, then the campaign's: a charge that empties the balance
+        # pauses all the advertiser's campaigns, so two charges of two campaigns that each
+        # took their campaign row first would wait for each other (a deadlock on PostgreSQL).
+        advertiser_id = Campaign.objects.values_list("advertiser_id", flat=True).get(pk=campaign_id)
+        advertiser = Advertiser.objects.select_for_update().get(pk=advertiser_id)
+        campaign = Campaign.objects.select_for_update().get(pk=campaign_id)
+        campaign.advertiser = advertiser
         today = now.date()
         spent_today = campaign.spent_today_micros if campaign.spend_day == today else 0
         left = min(campaign.lifetime_budget_micros - campaign.spent_micros, campaign.daily_budget_micros - spent_today)
