@@ -264,8 +264,8 @@ def events_counted(
         counts[row["campaign_id"]]["impressions"] = row["n"]
         counts[row["campaign_id"]]["spend_micros"] = row["spend"] or 0
     served = Impression.objects.filter(**scope, served_at__gte=start, served_at__lt=end)
-    for row in served.values("campaign_id").annotate(n=Count("id"), viewable=Count("id", filter=Q(is_valid=True))):
-        counts[row["campaign_id"]].update(served=row["n"], viewable=row["viewable"])
+    for cohort in served.values("campaign_id").annotate(n=Count("id"), viewable=Count("id", filter=Q(is_valid=True))):
+        counts[cohort["campaign_id"]].update(served=cohort["n"], viewable=cohort["viewable"])
     click_scope = {("campaign__advertiser_id" if k == "advertiser_id" else k): v for k, v in scope.items()}
     clicks = Click.objects.filter(**click_scope, is_valid=True, clicked_at__gte=start, clicked_at__lt=end)
     for row in clicks.values("campaign_id").annotate(n=Count("id"), spend=Sum("cost_micros")):
@@ -274,11 +274,11 @@ def events_counted(
             row["spend"] or 0
         )
     invalid = InvalidEvent.objects.filter(**scope, campaign__isnull=False, created_at__gte=start, created_at__lt=end)
-    for row in invalid.values("campaign_id", "kind", "reason").annotate(n=Count("id")):
-        entry = counts[row["campaign_id"]]
-        name = "invalid_impressions" if row["kind"] == InvalidEvent.Kind.IMPRESSION else "invalid_clicks"
-        entry[name] = entry.get(name, 0) + row["n"]
-        entry["invalid_by_reason"][row["reason"]] += row["n"]
+    for refused in invalid.values("campaign_id", "kind", "reason").annotate(n=Count("id")):
+        entry = counts[refused["campaign_id"]]
+        name = "invalid_impressions" if refused["kind"] == InvalidEvent.Kind.IMPRESSION else "invalid_clicks"
+        entry[name] = entry.get(name, 0) + refused["n"]
+        entry["invalid_by_reason"][refused["reason"]] += refused["n"]
     return {campaign: Metrics.from_row(values) for campaign, values in counts.items()}
 
 

@@ -9,7 +9,7 @@ before the live ones, so how often it runs changes nothing a report shows today.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -20,7 +20,7 @@ from ads.selectors import LIVE_DAYS, events_counted
 
 def stats_rollup_hour(*, hour: datetime) -> int:
     """Roll up the hour starting at `hour` (truncated to the hour). Returns rows written."""
-    start = hour.astimezone(timezone.UTC).replace(minute=0, second=0, microsecond=0)
+    start = hour.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     stats = events_counted(start=start, end=start + timedelta(hours=1))
     with transaction.atomic():
         CampaignStatHourly.objects.filter(hour=start).exclude(campaign_id__in=stats.keys()).delete()
@@ -30,7 +30,7 @@ def stats_rollup_hour(*, hour: datetime) -> int:
 
 
 def stats_rollup_day(*, day: date) -> int:
-    start = datetime.combine(day, time.min, tzinfo=timezone.UTC)
+    start = datetime.combine(day, time.min, tzinfo=UTC)
     stats = events_counted(start=start, end=start + timedelta(days=1))
     with transaction.atomic():
         CampaignStatDaily.objects.filter(day=day).exclude(campaign_id__in=stats.keys()).delete()
