@@ -13,6 +13,7 @@ import itertools
 import pytest
 from django.db import IntegrityError, transaction
 from django.urls import reverse
+from django.utils import timezone
 
 from ads.models import AdvertiserMembership, Campaign
 from ads.services.delivery import campaign_charge
@@ -279,8 +280,6 @@ def test_ad_spend_never_goes_below_zero_while_the_balance_is_negative(deliver, a
     ledger_debit(account_id=account.pk, amount_micros=4_000_000, reference="ads:click:neg", memo="Ads")
     deliver(refunded("pi_neg", amount=1000, amount_refunded=1000, at=T0 + 60))
     campaign = advertiser.campaigns.get(name="Running")
-    from django.utils import timezone
-
     with django_capture_on_commit_callbacks(execute=True):
         charged = campaign_charge(campaign_id=campaign.pk, amount_micros=500_000, reference="ads:click:more", now=timezone.now())
     assert charged == 0
@@ -341,3 +340,45 @@ def test_the_balance_page_lists_top_ups_refunds_and_disputes_with_their_stripe_r
     assert "$-1.23" not in html and "-$1.23" in html  # balance now: 50 - 10 - 40 - 1.234567
     assert [micros for _, micros in response.context["spend_by_day"]] == [1_234_567]
     assert "Campaigns are paused until a top-up" in html
+
+
+# --- concurrency -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_refund_events_processed_at_once_by_many_workers_reverse_the_final_amount_once():
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+
+    from billing.ledger import ledger_credit
+    from billing.webhooks import stripe_event_process
+
+    account = BalanceAccountFactory()
+    ledger_credit(account_id=account.pk, amount_micros=50_000_000, reference="stripe:checkout:cs_race",
+                  payment_intent="pi_race")
+    # Every partial refund so far as its own event, each delivered twice, all at once.
+    events = [refunded("pi_race", amount=5000, amount_refunded=cents, at=T0 + cents, charge_id="ch_race")
+              for cents in range(200, 4200, 200)]
+    rows = [
+        StripeEvent.objects.create(event_id=f"{event['id']}-{copy}", type=event["type"], created=timezone.now(),
+                                   payload=event)
+        for event in events for copy in (1, 2)
+    ]
+    barrier = threading.Barrier(len(rows))
+
+    def work(pk: int) -> str:
+        try:
+            barrier.wait(timeout=10)
+            return stripe_event_process(event_pk=pk)
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=len(rows)) as pool:
+        results = list(pool.map(work, [row.pk for row in rows]))
+    assert len(results) == 40
+    refunds_total = -sum(LedgerEntry.objects.filter(kind="refund").values_list("amount_micros", flat=True))
+    assert refunds_total == 40_000_000
+    assert balance_micros(account_id=account.pk) == 10_000_000
+    assert StripeEvent.objects.filter(processed_at__isnull=True).count() == 0
