@@ -23,9 +23,9 @@ from ads.models import (
     Impression,
     InvalidEvent,
 )
-from ads.services.funding import campaigns_resume_funded
 from ads.services.decision import ad_preview
 from ads.services.delivery import campaign_charge
+from ads.services.funding import campaigns_resume_funded
 from ads.services.reporting import stats_rollup_day, stats_rollup_hour
 from ads.services.review import creative_embed, creative_update
 from billing.ledger import balance_micros

@@ -63,6 +63,7 @@ async def closed_with_session_ended(socket, timeout: float = 3.0) -> dict:
     )
     closing = await socket.comm.receive_output(timeout=timeout)
     assert closing == {"type": "websocket.close", "code": SESSION_ENDED}
+    await socket.close()  # the browser's side of the close: the consumer stops
     return frame
 
 
@@ -130,6 +131,7 @@ async def test_a_run_started_before_logout_finishes_and_is_saved(channel_layer, 
         frames.append(frame)
     closing = await socket.comm.receive_output(timeout=3)
     assert closing == {"type": "websocket.close", "code": SESSION_ENDED}
+    await socket.close()
     assert all(f["type"] == "delta" for f in frames)  # no more of the answer once the session ended...
 
     for _ in range(250):  # ...but the answer is written to the end and saved

@@ -3,11 +3,17 @@ in-process, or in Redis when REDIS_URL is set) talking to a fake OpenAI-compatib
 upstream in this process, driven by Playwright with Debian's chromium.
 
 The upstream is the only fake: `chat_route` picks the answer from the question, so a
-test says what the "model" answers by what it types (SLOW…, XSS…, FAIL…).
+test says what the "model" answers by what it types (SLOW…, XSS…, FAIL…, and XSSTITLE…
+for a conversation whose generated title is hostile HTML).
+
+Waiting is on conditions with deadlines (Playwright's waits, `wait_until`), never on
+time alone.
 """
 
 from __future__ import annotations
 
+import http.cookiejar
+import json
 import os
 import shutil
 import socket
@@ -35,6 +41,10 @@ SLOW_TOKENS = words(60, "tok")  # "tok0 " … "tok59 "
 SLOW_INTERVAL_S = 0.12
 XSS_TOKENS = ["Look: <img src=x ", 'onerror="window.__pwned=1">', " and <script>window.__pwned=2</script> done."]
 TITLE_TOKENS = ["Pasta", " cooking", " tips"]
+# What the title task gets back from the model for an XSSTITLE… conversation (a valid
+# title of five words, 58 characters: it is kept as the model wrote it).
+HOSTILE_TITLE = "Hi <img src=x onerror=alert(1)> <script>alert(2)</script>"
+HOSTILE_TITLE_TOKENS = ["Hi <img src=x ", "onerror=alert(1)> ", "<script>alert(2)</script>"]
 
 
 class UpstreamControl:
@@ -45,9 +55,9 @@ class UpstreamControl:
 
     def route(self, body: dict) -> Script:
         messages = body.get("messages", [])
-        if any("short title" in str(m.get("content", "")) for m in messages if m.get("role") == "system"):
-            return Script(tokens=TITLE_TOKENS)
         last = next((str(m.get("content", "")) for m in reversed(messages) if m.get("role") == "user"), "")
+        if any("short title" in str(m.get("content", "")) for m in messages if m.get("role") == "system"):
+            return Script(tokens=HOSTILE_TITLE_TOKENS if last.startswith("XSSTITLE") else TITLE_TOKENS)
         if last.startswith("FAIL") and self.fail:
             return Script(fault="http_500")
         if last.startswith("SLOW"):
@@ -61,6 +71,24 @@ class UpstreamControl:
                 interval=0.02,
             )
         return Script(tokens=["Hello", " there", "!"], interval=0.03)
+
+
+def wait_until(predicate, *, timeout: float = 15.0, interval: float = 0.05, page=None, message: str = ""):
+    """Poll `predicate` until it returns something truthy (returned), or fail after
+    `timeout` s. Pass the `page` when the condition depends on its events (responses,
+    routes, dialogs): Playwright's sync API only delivers them while it is called, so
+    the wait between polls is the page's own."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {message or predicate}")
+        if page is not None:
+            page.wait_for_timeout(interval * 1000)
+        else:
+            time.sleep(interval)
 
 
 def _free_port() -> int:
@@ -85,7 +113,9 @@ def fake_upstream(upstream_control):
 class LiveServer:
     """A Daphne subprocess serving Lhama on a free port, with its own SQLite file."""
 
-    def __init__(self, *, upstream_url: str, base: Path, seed_ads: bool = False) -> None:
+    def __init__(
+        self, *, upstream_url: str, base: Path, seed_ads: bool = False, seed: str = "", env_extra: dict | None = None
+    ) -> None:
         self.base = base
         self.db_path = base / "e2e.sqlite3"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("VLLM_", "STRIPE_"))}
@@ -102,6 +132,9 @@ class LiveServer:
             DEBUG="true",
             # Each test is a fresh guest; a few tests send more than the guest default per minute.
             BILLING_GUEST_REQUESTS_PER_MINUTE="60",
+            # Every guest's ad acknowledgements and clicks come from 127.0.0.1 too.
+            ADS_GUEST_SESSIONS_PER_IP_HOUR="100000",
+            ADS_RATE_PER_IP="100000/m",
             # ...and every one of them comes from 127.0.0.1: one network with many guests.
             BILLING_GUEST_SESSIONS_PER_ADDRESS_HOUR="100000",
             BILLING_GUEST_ADDRESS_REQUESTS_PER_MINUTE="100000",
@@ -111,16 +144,22 @@ class LiveServer:
             PYTHONUNBUFFERED="1",
             PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")])),
         )
+        env.update(env_extra or {})
         manage = [sys.executable, str(ROOT / "manage.py")]
         for command in (["migrate", "--noinput"], ["createcachetable"]):
             subprocess.run(manage + command, env=env, cwd=ROOT, check=True, capture_output=True, timeout=300)
+        extra_seed = seed
         seed = (
             "import sys; from assistant.seed import seed_demo as tiers; tiers(stdout=sys.stdout);"
             " from billing.seed import seed_demo as plans; plans(stdout=sys.stdout)"
         )
         if seed_ads:
             seed += "; from ads.seed import seed_demo as ads; ads(stdout=sys.stdout)"
-        subprocess.run(manage + ["shell", "-c", seed], env=env, cwd=ROOT, check=True, capture_output=True, timeout=300)
+        for code in (seed, extra_seed):
+            if code:
+                done = subprocess.run(manage + ["shell", "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
+                                      timeout=300)
+                assert done.returncode == 0, done.stderr[-3000:]
         port = _free_port()
         self.log = open(base / "daphne.log", "wb")  # noqa: SIM115 -- kept open for the server's lifetime
         self.process = subprocess.Popen(
@@ -140,6 +179,32 @@ class LiveServer:
                 self.stop()
                 pytest.fail(f"the live server did not start:\n{(base / 'daphne.log').read_text()[-4000:]}")
             time.sleep(0.2)
+
+    def ask(self, content: str, *, timeout: float = 30.0) -> list[dict]:
+        """One question from a new guest over the server's real socket (no browser): the
+        frames from `run.started` to `done`, then any that follow within a few seconds
+        (the ad comes after the answer)."""
+        from websockets.sync.client import connect
+
+        jar = http.cookiejar.CookieJar()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+        opener.open(f"{self.url}/", timeout=10).close()  # the chat page gives the guest a session
+        cookie = "; ".join(f"{c.name}={c.value}" for c in jar)
+        ws_url = self.url.replace("http://", "ws://", 1) + "/ws/chat/"
+        frames: list[dict] = []
+        with connect(ws_url, additional_headers={"Origin": self.url, "Cookie": cookie}, open_timeout=10) as ws:
+            assert json.loads(ws.recv(timeout=10))["type"] == "hello"
+            ws.send(json.dumps({"type": "message.send", "client_id": "e2e", "conversation_id": None,
+                                "content": content, "tier": "llama-3.1-8b"}))
+            deadline = time.monotonic() + timeout
+            while not frames or frames[-1]["type"] not in ("done", "error"):
+                frames.append(json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic()))))
+            try:
+                while True:
+                    frames.append(json.loads(ws.recv(timeout=3)))
+            except TimeoutError:
+                pass
+        return frames
 
     def query(self, sql: str, params: tuple = ()) -> list[tuple]:
         """Read the server's database directly (read-only), to check what it stored."""

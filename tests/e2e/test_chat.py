@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 
-from tests.e2e.conftest import SLOW_INTERVAL_S, SLOW_TOKENS
+from tests.e2e.conftest import HOSTILE_TITLE, SLOW_TOKENS, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -107,7 +106,7 @@ def test_message_streams_in_and_the_conversation_gets_a_url_and_title(new_page):
     assert errors == []
 
 
-def test_stop_mid_stream_keeps_the_partial_answer_and_closes_the_upstream(new_page, fake_upstream):
+def test_stop_mid_stream_keeps_the_partial_answer_and_closes_the_upstream(new_page, fake_upstream, live):
     page, errors = open_chat(new_page)
     send(page, "SLOW please stop me")
     page.wait_for_function(
@@ -118,11 +117,22 @@ def test_stop_mid_stream_keeps_the_partial_answer_and_closes_the_upstream(new_pa
     stopped_text = answer_text(page)
     assert stopped_text.startswith("tok0 tok1 tok2 tok3 tok4")
     assert stopped_text.endswith("Stopped.")
-    time.sleep(SLOW_INTERVAL_S * 5)
-    assert answer_text(page) == stopped_text  # nothing more arrives
+    # The model server's stream was closed, so nothing more can come…
     record = slow_request(fake_upstream, "SLOW please stop me")
     assert fake_upstream.wait_for(lambda: record.disconnected, timeout=5)
     assert record.sent_tokens < len(SLOW_TOKENS)
+    # …and the page shows exactly the answer the server saved as stopped.
+    message_id = last_answer(page).get_attribute("data-message-id")
+    saved = wait_until(
+        lambda: live.query(
+            "SELECT content FROM assistant_message WHERE replace(id, '-', '') = ? AND status = 'stopped'",
+            (message_id.replace("-", ""),),
+        ),
+        page=page,
+        message="the stopped answer in the server's database",
+    )
+    assert " ".join(saved[0][0].split()) + " Stopped." == stopped_text
+    assert answer_text(page) == stopped_text
     # After a reload the saved, stopped answer is what the page shows.
     page.reload()
     assert last_status(page) == "stopped"
@@ -155,10 +165,9 @@ def test_html_in_a_model_answer_is_shown_not_run(new_page):
     page, errors = open_chat(new_page)
     send(page, "XSS try me")
     wait_status(page, "complete")
-    page.wait_for_timeout(300)
-    assert page.evaluate("window.__pwned") is None
     body = last_answer(page).locator(".msg-body")
-    assert body.locator("img, script").count() == 0
+    assert body.locator("img, script").count() == 0  # no element made, so no handler to run
+    assert page.evaluate("window.__pwned") is None
     assert answer_text(page) == (
         'Look: <img src=x onerror="window.__pwned=1"> and <script>window.__pwned=2</script> done.'
     )
@@ -171,6 +180,44 @@ def test_html_in_a_model_answer_is_shown_not_run(new_page):
         'Look: <img src=x onerror="window.__pwned=1"> and <script>window.__pwned=2</script> done.'
     )
     assert errors == []
+
+
+def test_a_hostile_model_made_title_is_shown_as_text(new_page, lhama_server):
+    """The title task's output is the model's: <img onerror> and <script> in it stay text
+    in the sidebar, the header, the tab title, the menu label and the shared page."""
+    page, errors = open_chat(new_page)
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    send(page, "XSSTITLE name this conversation")
+    wait_status(page, "complete")
+    page.wait_for_function("t => document.title === t + ' · Lhama'", arg=HOSTILE_TITLE)
+
+    def assert_inert(where) -> None:
+        assert where.locator(".conv-item.is-active .conv-title").inner_text() == HOSTILE_TITLE
+        assert where.locator("#conversation-title").inner_text() == HOSTILE_TITLE
+        assert where.locator("img[src=x]").count() == 0
+        assert where.locator("#chat-sidebar script, header script, #conversation-title script").count() == 0
+        assert dialogs == []
+
+    assert_inert(page)
+    assert page.locator(".conv-item.is-active .conv-menu-label").text_content() == f"Options for {HOSTILE_TITLE}"
+    # Server-rendered after a reload (the sidebar and the conversation page).
+    page.reload()
+    page.wait_for_selector("#chat[data-ready=yes]", state="attached")
+    assert page.title() == f"{HOSTILE_TITLE} · Lhama"
+    assert_inert(page)
+    # The shared page, as a reader without an account sees it.
+    page.locator(".share-menu summary").click()
+    page.get_by_role("button", name="Create link").click()
+    share_url = page.locator("#share-url").input_value()
+    reader, reader_errors = new_page()
+    reader_dialogs: list[str] = []
+    reader.on("dialog", lambda dialog: (reader_dialogs.append(dialog.message), dialog.dismiss()))
+    reader.goto(share_url)
+    assert reader.locator("h1").inner_text() == HOSTILE_TITLE
+    assert reader.locator("img[src=x], h1 script").count() == 0
+    assert reader_dialogs == [] and dialogs == []
+    assert errors == [] and reader_errors == []
 
 
 def test_upstream_error_shows_a_message_and_retry_works(new_page, upstream_control):

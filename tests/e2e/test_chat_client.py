@@ -13,7 +13,18 @@ import re
 
 import pytest
 
+from tests.e2e.conftest import wait_until
+
 pytestmark = pytest.mark.e2e
+
+# static/src/chat/ads.js: a card counts once it has been viewable this long without a break.
+VIEWABLE_MS = 1000
+
+
+def stays_quiet(page, ms: int) -> None:
+    """That something does NOT happen can only be seen over the time in which it would
+    have: wait the mechanism's own period plus a margin, on the page's clock."""
+    page.wait_for_timeout(ms)
 
 HOSTILE = '<img src=x onerror="window.__adpwned=1">'
 AD = {
@@ -137,17 +148,20 @@ def test_ad_card_is_separate_labelled_inert_and_acknowledged_once(new_page, ad_r
         "Advertiser", "Acme GPUs Ltd", "Paid for by", "Acme Holdings", "Matched", "fine-tune, llama",
     ]
 
-    # Acknowledged once, when visible, with the CSRF token.
-    page.wait_for_function("() => document.querySelector('.ad-card').dataset.acknowledged === 'yes'")
+    # Acknowledged once, when visible, with the CSRF token: the request itself, as the
+    # route saw it (the page sets its flag just before sending it).
+    wait_until(lambda: [r for r in seen if r["url"].endswith("/ack")], page=page, message="the acknowledgement request")
+    # Scrolled away and back, then in view for longer than it takes to count: no second one.
     page.evaluate("document.getElementById('thread').scrollTop = 0")
     page.evaluate("document.getElementById('thread').scrollTop = 1e6")
-    page.wait_for_timeout(300)
+    stays_quiet(page, VIEWABLE_MS + 500)
     acks = [r for r in seen if r["url"].endswith("/ack")]
     assert len(acks) == 1
     assert acks[0]["csrf"]
 
     card.get_by_role("button", name="Not relevant").click()
     card.locator(".ad-feedback-status").filter(has_text="Thanks, noted.").wait_for()
+
     feedback = [r for r in seen if r["url"].endswith("/feedback")]
     assert [r["body"] for r in feedback] == ["kind=not_relevant"]
 
@@ -183,16 +197,18 @@ def test_ad_card_out_of_view_is_not_acknowledged_until_scrolled_to(new_page, ad_
     run_id = "00000000-0000-0000-0000-000000000001"
     socket.sockets[0].send(json.dumps({"type": "ad", "run_id": run_id, "conversation_id": CONVERSATION, "ad": AD}))
     page.locator(".ad-card").wait_for(state="attached")
-    page.wait_for_timeout(600)
+    # Out of view for longer than a viewable card takes to count: nothing is sent.
+    stays_quiet(page, VIEWABLE_MS + 500)
     assert [r for r in seen if r["url"].endswith("/ack")] == []
     assert page.locator(".ad-card").get_attribute("data-acknowledged") is None
     page.evaluate("document.getElementById('thread').scrollTop = 1e6")
-    page.wait_for_function("() => document.querySelector('.ad-card').dataset.acknowledged === 'yes'")
-    page.wait_for_timeout(200)
+    wait_until(lambda: [r for r in seen if r["url"].endswith("/ack")], page=page, message="the acknowledgement request")
     assert len([r for r in seen if r["url"].endswith("/ack")]) == 1
-    # The same ad again (a resync replays it) does not make a second card.
+    # The same ad again (a resync replays it) does not make a second card. Frames are
+    # handled in order: once the title sent after it shows, the replayed ad was handled.
     socket.sockets[0].send(json.dumps({"type": "ad", "run_id": run_id, "conversation_id": CONVERSATION, "ad": AD}))
-    page.wait_for_timeout(200)
+    socket.sockets[0].send(json.dumps({"type": "title", "conversation_id": CONVERSATION, "title": "After the replay"}))
+    page.wait_for_function("() => document.getElementById('conversation-title')?.textContent === 'After the replay'")
     assert page.locator(".ad-card").count() == 1
     assert errors == []
 
@@ -320,9 +336,11 @@ def test_a_refused_edit_or_regenerate_puts_the_later_turns_back(new_page):
     assert page.locator(".msg-user .msg-body").all_inner_texts() == ["first question", "second question"]
     assert "Too many messages" in page.locator("#chat-toast").inner_text()
 
-    # Regenerate the last answer: refused, the answer stays.
+    # Regenerate the last answer: refused (the toast shows the refusal again), the answer stays.
+    page.evaluate("document.getElementById('chat-toast').hidden = true")
     page.locator(".msg-assistant.is-last [data-action=regenerate]").click()
-    page.wait_for_timeout(300)
+    page.wait_for_function("() => !document.getElementById('chat-toast').hidden")
+    assert "Too many messages" in page.locator("#chat-toast").inner_text()
     assert page.locator(".msg").count() == 4
     assert page.locator(".msg-assistant").last.locator(".msg-body").inner_text().startswith("Use LoRA")
     assert [f["type"] for f in refusals] == ["message.edit", "message.regenerate"]

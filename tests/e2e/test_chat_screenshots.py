@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.e2e.test_chat_client import AD, ScriptedSocket
+from tests.e2e.test_chat_client import AD, HOSTILE, ScriptedSocket
 
 pytestmark = pytest.mark.e2e
 
@@ -43,7 +43,9 @@ def test_phone_sidebar_collapses(new_page, artifacts):
     page.locator("#sidebar-toggle").click()
     assert page.locator("#sidebar-toggle").get_attribute("aria-expanded") == "true"
     page.locator("#chat-sidebar").wait_for(state="visible")
-    page.wait_for_timeout(300)
+    # The sidebar slides in (a CSS transition): shoot it once it has arrived.
+    page.wait_for_function("() => document.getElementById('chat-sidebar').getAnimations().length === 0")
+    assert page.locator("#chat-sidebar").bounding_box()["x"] == 0
     assert page.locator(".conv-item.is-active .conv-title").inner_text() == page.locator("#conversation-title").inner_text()
     page.screenshot(path=artifacts / "chat-phone-sidebar.png")
     page.keyboard.press("Escape")
@@ -52,7 +54,11 @@ def test_phone_sidebar_collapses(new_page, artifacts):
 
 
 def test_sponsored_card(new_page, artifacts):
+    """The card sits below the answer it belongs to, in the same column, is labelled
+    Sponsored, and shows the advertiser's hostile HTML as text."""
     page, errors = new_page(viewport={"width": 1100, "height": 760})
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     ScriptedSocket(page, ad=AD)
     page.route(re.compile(r".*/ads/i/.*"), lambda route: route.fulfill(status=200, body="{}"))
     page.route(re.compile(r".*/conversations/.*"), lambda route: route.fulfill(status=200, body=""))
@@ -61,9 +67,26 @@ def test_sponsored_card(new_page, artifacts):
     page.wait_for_selector("#connection-status[data-state=open]", state="attached")
     page.locator("#composer-input").fill("How do I fine-tune Llama?")
     page.locator("#composer-input").press("Enter")
-    page.locator(".ad-card").wait_for()
+    card = page.locator(".ad-card")
+    card.wait_for()
+    page.wait_for_function("() => document.querySelector('.ad-card').dataset.acknowledged === 'yes'")
+    answer = page.locator("#thread .msg-assistant").last
+    answer_box, card_box = answer.bounding_box(), card.bounding_box()
+    assert card_box["y"] >= answer_box["y"] + answer_box["height"]  # below the answer, not over it
+    assert card_box["x"] < answer_box["x"] + answer_box["width"] and answer_box["x"] < card_box["x"] + card_box["width"]
+    label = card.locator(".ad-label")
+    assert label.is_visible() and label.text_content() == "Sponsored"
+    label_box = label.bounding_box()
+    assert card_box["y"] <= label_box["y"] and label_box["y"] + label_box["height"] <= card_box["y"] + card_box["height"]
+    assert card.locator(".ad-advertiser").inner_text() == AD["advertiser"]
+    assert card.locator(".ad-text").inner_text() == AD["text"]
+    assert HOSTILE in card.inner_text()
+    assert card.locator("img, b, script").count() == 0
+    assert page.evaluate("window.__adpwned") is None
     page.locator(".ad-why summary").click()
+    page.locator(".ad-why dl").wait_for()
     page.screenshot(path=artifacts / "chat-ad-card.png")
+    assert dialogs == []
     assert errors == []
 
 

@@ -1,4 +1,4 @@
-"""Quotas at the chat socket (helper A's consumer, billing's real entitlements and quotas)."""
+"""Quotas at the chat socket: the real consumer with billing's real entitlements and quotas."""
 
 from __future__ import annotations
 

@@ -28,6 +28,18 @@ def guest_limits(settings):
     return settings
 
 
+_opened: list[Socket] = []
+
+
+@pytest.fixture(autouse=True)
+async def _sockets_closed():
+    """Every socket a test opened is closed with it (a consumer left running would hold the
+    channel layer's receive lock into the next test's event loop)."""
+    yield
+    while _opened:
+        await _opened.pop().close()
+
+
 async def fresh_jar(peer: str, *, forwarded: str | None = None) -> Socket:
     """A browser without cookies: a new guest session, connecting from `peer`."""
     from config.asgi import application
@@ -44,6 +56,7 @@ async def fresh_jar(peer: str, *, forwarded: str | None = None) -> Socket:
     connected, _ = await communicator.connect(timeout=5)
     assert connected
     socket = Socket(communicator)
+    _opened.append(socket)
     socket.hello = await socket.recv()
     return socket
 
@@ -82,9 +95,7 @@ async def test_ten_fresh_cookie_jars_from_one_address_after_one_hit_its_limit_ge
         assert frame["message"].endswith("Sign up for free to get more.")
         await jar.send({"type": "ping"})  # the socket stays usable
         assert await jar.recv() == {"type": "pong"}
-        await jar.close()
     assert len(chat_requests(upstream)) == answered  # nothing more was generated
-    await first.close()
 
 
 async def test_fresh_cookie_jars_from_several_addresses_are_answered(upstream, tier):
@@ -92,7 +103,6 @@ async def test_fresh_cookie_jars_from_several_addresses_are_answered(upstream, t
     for i in range(10):
         jar = await fresh_jar(f"198.51.100.{i + 1}")
         assert (await ask(jar))["type"] == "done"
-        await jar.close()
 
 
 async def test_new_guest_sessions_per_address_per_hour(upstream, tier, guest_limits):
@@ -103,7 +113,6 @@ async def test_new_guest_sessions_per_address_per_hour(upstream, tier, guest_lim
         jar = await fresh_jar("203.0.113.7")
         frame = await ask(jar)
         outcomes.append(frame["type"] if frame["type"] == "done" else (frame["code"], frame["upgrade_url"]))
-        await jar.close()
     assert outcomes == ["done"] * 3 + [("rate_limited", SIGN_UP)] * 7
     assert (await ask(await fresh_jar("198.51.100.1")))["type"] == "done"
 
