@@ -145,6 +145,7 @@ class LiveServer:
             PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")])),
         )
         env.update(env_extra or {})
+        self.env = env
         manage = [sys.executable, str(ROOT / "manage.py")]
         for command in (["migrate", "--noinput"], ["createcachetable"]):
             subprocess.run(manage + command, env=env, cwd=ROOT, check=True, capture_output=True, timeout=300)
@@ -157,9 +158,7 @@ class LiveServer:
             seed += "; from ads.seed import seed_demo as ads; ads(stdout=sys.stdout)"
         for code in (seed, extra_seed):
             if code:
-                done = subprocess.run(manage + ["shell", "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
-                                      timeout=300)
-                assert done.returncode == 0, done.stderr[-3000:]
+                self.shell(code)
         port = _free_port()
         self.log = open(base / "daphne.log", "wb")  # noqa: SIM115 -- kept open for the server's lifetime
         self.process = subprocess.Popen(
@@ -205,6 +204,21 @@ class LiveServer:
             except TimeoutError:
                 pass
         return frames
+
+    def shell(self, code: str) -> str:
+        """Run Python in `manage.py shell` against this server's database and settings;
+        its standard output."""
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "manage.py"), "shell", "-c", code],
+            env=self.env, cwd=ROOT, capture_output=True, text=True, timeout=300,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout
+
+    def seed(self, code: str) -> dict:
+        """Run seeding code that ends by printing `IDS=<json>`; those ids."""
+        line = next(line for line in self.shell(code).splitlines() if line.startswith("IDS="))
+        return json.loads(line.removeprefix("IDS="))
 
     def query(self, sql: str, params: tuple = ()) -> list[tuple]:
         """Read the server's database directly (read-only), to check what it stored."""

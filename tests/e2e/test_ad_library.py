@@ -7,17 +7,10 @@ subprocess (the test process has its own test database), as tests/e2e/test_ads_i
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
 
 SEED = r"""
 import datetime as dt, json, uuid
@@ -59,22 +52,8 @@ print("IDS=" + json.dumps(ids))
 
 
 @pytest.fixture(scope="module")
-def library_data(lhama_server, tmp_path_factory) -> dict:
-    databases = sorted(tmp_path_factory.getbasetemp().glob("e2e*/e2e.sqlite3"))
-    if not databases:
-        pytest.fail("cannot find the live server's database (tests/e2e/conftest.py lhama_server)")
-    database = databases[-1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VLLM_", "STRIPE_"))}
-    for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "LHAMA_PRODUCTION"):
-        env.pop(name, None)
-    env.update(LHAMA_VAR_DIR=str(database.parent / "var"), SQLITE_PATH=str(database), DEBUG="true")
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), "shell", "-c", SEED],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    line = next(line for line in done.stdout.splitlines() if line.startswith("IDS="))
-    return json.loads(line.removeprefix("IDS="))
+def library_data(live) -> dict:
+    return live.seed(SEED)
 
 
 def test_open_search_and_open_an_entry(new_page, library_data, artifacts):

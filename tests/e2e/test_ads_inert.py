@@ -10,17 +10,10 @@ database by a `manage.py shell` subprocess (the test process has its own test da
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "e2e advertiser password 7"
 IMG = "<img src=x onerror=window.__pwned=1>"
 SCRIPT = "<script>window.__pwned=2</script>"
@@ -92,16 +85,8 @@ print("IDS=" + json.dumps(ids))
 
 
 @pytest.fixture(scope="module")
-def seeded(lhama_server, tmp_path_factory) -> dict:
+def seeded(live) -> dict:
     """Users, advertisers, campaigns and statistics in the live server's database."""
-    databases = sorted(tmp_path_factory.getbasetemp().glob("e2e*/e2e.sqlite3"))
-    if not databases:
-        pytest.fail("cannot find the live server's database (tests/e2e/conftest.py lhama_server)")
-    database = databases[-1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VLLM_", "STRIPE_"))}
-    for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "LHAMA_PRODUCTION"):
-        env.pop(name, None)
-    env.update(LHAMA_VAR_DIR=str(database.parent / "var"), SQLITE_PATH=str(database), DEBUG="true")
     code = SEED
     for name, value in {
         "__PASSWORD__": PASSWORD,
@@ -112,17 +97,7 @@ def seeded(lhama_server, tmp_path_factory) -> dict:
         "__QUESTION__": QUESTION,
     }.items():
         code = code.replace(name, repr(value))
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), "shell", "-c", code],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    line = next(line for line in done.stdout.splitlines() if line.startswith("IDS="))
-    return json.loads(line.removeprefix("IDS="))
+    return live.seed(code)
 
 
 def log_in(new_page, email: str, *, admin: bool = False):
