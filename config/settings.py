@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "assistant",
     "ads",
     "billing",
+    "assistant.api",
 ]
 
 MIDDLEWARE = [

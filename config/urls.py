@@ -16,5 +16,6 @@ urlpatterns = [
     path("account/", include("accounts.urls")),
     path("billing/", include("billing.urls")),
     path("ads/", include("ads.urls")),
+    path("api/v1/", include("assistant.api.urls")),
     path("", include("assistant.urls")),
 ]
