@@ -101,6 +101,14 @@ class Conversation(models.Model):
     custom_instructions = models.TextField(blank=True)
     share_token = models.CharField(max_length=64, null=True, blank=True, unique=True)
     ads_dismissed = models.BooleanField(default=False)
+    # The branch shown and sent to the model: the last message of the active path of the
+    # message tree (assistant.branches). Null: the newest message's path.
+    active_leaf = models.ForeignKey(
+        "Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # A temporary chat (assistant.temporary): never listed, searched, exported, shared or
+    # titled, no ads; deleted when the socket that started it closes (or by the sweep).
+    is_temporary = models.BooleanField(default=False, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -144,7 +152,9 @@ class Message(models.Model):
     content = models.TextField(blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETE)
     tier = models.ForeignKey(ModelTier, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    # The user message an assistant message answers (regenerating keeps the same parent).
+    # The message tree (assistant.branches): an answer's parent is the question it answers,
+    # a question's the answer before it (null for a first question). Messages with the same
+    # parent are versions of one another (a regenerated answer, an edited question).
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="replies")
     finish_reason = models.CharField(max_length=32, blank=True)
     error_code = models.CharField(max_length=32, blank=True)
@@ -180,7 +190,11 @@ class GenerationRun(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="runs")
     user_message = models.ForeignKey(Message, null=True, on_delete=models.CASCADE, related_name="+")
-    assistant_message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="run")
+    # An answer has one run, and one more per "continue" (each appends to the same message).
+    assistant_message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="runs")
+    text_before = models.PositiveIntegerField(
+        default=0, help_text="Characters the answer had before this run (a continue): its deltas follow them."
+    )
     tier = models.ForeignKey(ModelTier, null=True, on_delete=models.SET_NULL, related_name="runs")
     client_id = models.CharField(max_length=64, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING, db_index=True)
