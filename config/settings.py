@@ -310,6 +310,9 @@ ASSISTANT_MAX_MESSAGE_CHARS = env.int("ASSISTANT_MAX_MESSAGE_CHARS", default=800
 # ASSISTANT_RUN_STALE_S is taken for orphaned (its process died) and marked interrupted.
 ASSISTANT_SNAPSHOT_INTERVAL_S = env.float("ASSISTANT_SNAPSHOT_INTERVAL_S", default=3.0)
 ASSISTANT_RUN_STALE_S = env.float("ASSISTANT_RUN_STALE_S", default=30.0)
+# A temporary chat is deleted when its socket closes; one a crashed process left behind is
+# deleted by the sweep once untouched this long (assistant.temporary).
+ASSISTANT_TEMPORARY_IDLE_S = env.float("ASSISTANT_TEMPORARY_IDLE_S", default=6 * 3600.0)
 
 # --- ads ---------------------------------------------------------------------------
 ADS_DECISION_BUDGET_S = env.float("ADS_DECISION_BUDGET_S", default=0.25)  # late decision = no ad
