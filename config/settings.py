@@ -375,6 +375,10 @@ BILLING_GUEST_TOTAL_DAILY_TOKENS = env.int("BILLING_GUEST_TOTAL_DAILY_TOKENS", d
 # Where billing learns the model tiers' names (plans hold tier slugs; billing imports no
 # other app): a callable returning (slug, display name) pairs in display order.
 BILLING_MODEL_TIER_NAMES = "assistant.selectors.tier_names"
+# Metered API billing (billing.metering): records reported to Stripe per batch, and how
+# long a reporter's claim on a batch lasts (a reporter that died: its batch waits so long).
+BILLING_METER_BATCH_SIZE = env.int("BILLING_METER_BATCH_SIZE", default=100)
+BILLING_METER_CLAIM_S = env.int("BILLING_METER_CLAIM_S", default=300)
 # Told after a top-up, a refund or a dispute moved a balance (called with account_id=,
 # after commit): ads pauses the advertiser's campaigns below zero and resumes them above.
 BILLING_BALANCE_CHANGED = "ads.services.funding.advertiser_balance_changed"
