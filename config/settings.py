@@ -343,6 +343,13 @@ ADS_GATE_WINDOW_TURNS = env.int("ADS_GATE_WINDOW_TURNS", default=8)
 # (ads/language.py); one in none of them reaches only campaigns without a language.
 ADS_LANGUAGES = env.list("ADS_LANGUAGES", default=["en", "fr", "de", "es"])
 
+# --- the API (/api/v1/, docs/api.md) -----------------------------------------------
+# A request body over this is refused with 413 before it is parsed.
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)
+# A running API answer re-checks its key this often: a revoked key's stream sends nothing
+# more after at most this long (plus one cache read).
+API_KEY_CHECK_INTERVAL_S = env.float("API_KEY_CHECK_INTERVAL_S", default=0.5)
+
 # --- stripe ----------------------------------------------------------------------
 STRIPE_SECRET_KEY = get_mandatory("STRIPE_SECRET_KEY")
 STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
