@@ -313,6 +313,13 @@ ASSISTANT_RUN_STALE_S = env.float("ASSISTANT_RUN_STALE_S", default=30.0)
 # A temporary chat is deleted when its socket closes; one a crashed process left behind is
 # deleted by the sweep once untouched this long (assistant.temporary).
 ASSISTANT_TEMPORARY_IDLE_S = env.float("ASSISTANT_TEMPORARY_IDLE_S", default=6 * 3600.0)
+# Attachments (assistant.attachments): the uploaded file's size, a PDF's pages, the text
+# extracted from one file, and the files one message may carry. The text must still fit
+# the tier's context with the message (a too-large one is refused, saying how much fits).
+ASSISTANT_ATTACHMENT_MAX_BYTES = env.int("ASSISTANT_ATTACHMENT_MAX_BYTES", default=10 * 1024 * 1024)
+ASSISTANT_ATTACHMENT_MAX_PAGES = env.int("ASSISTANT_ATTACHMENT_MAX_PAGES", default=100)
+ASSISTANT_ATTACHMENT_MAX_CHARS = env.int("ASSISTANT_ATTACHMENT_MAX_CHARS", default=400_000)
+ASSISTANT_MESSAGE_MAX_ATTACHMENTS = env.int("ASSISTANT_MESSAGE_MAX_ATTACHMENTS", default=5)
 
 # --- ads ---------------------------------------------------------------------------
 ADS_DECISION_BUDGET_S = env.float("ADS_DECISION_BUDGET_S", default=0.25)  # late decision = no ad
