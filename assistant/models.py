@@ -87,6 +87,29 @@ class ModelTier(models.Model):
         return self.served_by or self.display_name
 
 
+class Project(models.Model):
+    """A folder of a signed-in person's conversations, with its own instructions (added
+    to the system prompt of each of them) and a default model tier (assistant.projects)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="projects")
+    name = models.CharField(max_length=100)
+    instructions = models.TextField(blank=True, max_length=4000)
+    tier = models.ForeignKey(
+        ModelTier, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The model a new conversation in this project starts with.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "created_at"]
+        indexes = [models.Index(fields=["user", "name"], name="project_user_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Conversation(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(
@@ -109,6 +132,11 @@ class Conversation(models.Model):
     # A temporary chat (assistant.temporary): never listed, searched, exported, shared or
     # titled, no ads; deleted when the socket that started it closes (or by the sweep).
     is_temporary = models.BooleanField(default=False, db_index=True)
+    # The project (folder) it is filed in; deleting a project keeps or deletes its
+    # conversations as its owner chooses (assistant.projects.project_delete).
+    project = models.ForeignKey(
+        Project, null=True, blank=True, on_delete=models.SET_NULL, related_name="conversations"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -213,3 +241,42 @@ class GenerationRun(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.pk} ({self.status})"
+
+
+class Attachment(models.Model):
+    """A file's text, extracted on upload (assistant.attachments) and sent with one
+    message: it is part of that turn in the prompt, in the ad decision and in exports.
+    An upload belongs to its uploader until the message that uses it is saved."""
+
+    class Kind(models.TextChoices):
+        TEXT = "text", "Text"
+        MARKDOWN = "markdown", "Markdown"
+        CODE = "code", "Code"
+        CSV = "csv", "CSV"
+        PDF = "pdf", "PDF"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    session_key = models.CharField(max_length=40, blank=True, db_index=True)
+    message = models.ForeignKey(
+        "Message", null=True, blank=True, on_delete=models.CASCADE, related_name="attachments"
+    )
+    name = models.CharField(max_length=255)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    size = models.PositiveIntegerField(help_text="The uploaded file's size in bytes.")
+    pages = models.PositiveIntegerField(null=True, blank=True, help_text="A PDF's page count.")
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(user__isnull=False) | ~Q(session_key=""), name="attachment_has_owner"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
