@@ -20,12 +20,18 @@ It does not count: other people ("my son is 12", "mon fils a 12 ans"), the past
 ("I was 15 when…", "when I was in year 9"), ages of 18 or more, ages written in
 words past seventeen, slang ("I'm a teen"), and anything implied but not said ("my
 mom won't let me" alone). docs/ads.md, "Gate rules", lists these limits.
+
+Once said, it sticks to the conversation: `minor_conversation_gate(...)` records the
+conversation (ads.models.MinorConversation, its id and when; not what was said) and
+answers for it from then on, after the statement has left the gate's window too.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+
+from ads.models import MinorConversation
 
 _WORD_AGES_EN = "six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen"
 _WORD_AGES_FR = "six|sept|huit|neuf|dix|onze|douze|treize|quatorze|quinze|seize|dix-sept"
@@ -135,3 +141,20 @@ def turns_say_minor(turns: Iterable[str]) -> str | None:
         if said:
             return said
     return None
+
+
+def minor_conversation_gate(*, conversation_id: str, is_adult: bool | None, turns: Sequence[str]) -> bool:
+    """Whether the conversation is one of a person under 18, for good.
+
+    The request says so (`is_adult` False: the account's answer, or the assistant read
+    an under-18 statement in the person's turns) — and when the statement is in the
+    window's turns, the conversation is recorded, so later requests are answered from
+    the record once the statement has left the window. `is_adult` False with no
+    statement (the account's answer alone) is not recorded: it is the account's, and
+    the account answers for every conversation already. Answers from the record are
+    never undone, also when the account later confirms "18 or older"."""
+    if is_adult is False:
+        if conversation_id and turns_say_minor(turns):
+            MinorConversation.objects.get_or_create(conversation_id=conversation_id)  # a race: get_or_create gets
+        return True
+    return bool(conversation_id) and MinorConversation.objects.filter(conversation_id=conversation_id).exists()

@@ -448,3 +448,16 @@ class CampaignStatDaily(_StatBase):
 
     def __str__(self) -> str:
         return f"{self.campaign_id} @ {self.day:%Y-%m-%d}"
+
+
+class MinorConversation(models.Model):
+    """A conversation in which the person said they are under 18 (ads.minors): it gets
+    no ad for good, also once the statement has left the gate's window. Keyed by the
+    conversation's id alone (the assistant app owns conversations; ads never imports
+    it); what was said is not kept."""
+
+    conversation_id = models.CharField(max_length=64, unique=True)
+    said_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"minor in {self.conversation_id} since {self.said_at:%Y-%m-%d}"
