@@ -6,6 +6,8 @@ from django.utils import timezone
 from billing.grants import plan_grant_revoke
 from billing.ledger import balance_micros
 from billing.models import (
+    ApiTierPrice,
+    ApiUsageRecord,
     BalanceAccount,
     Customer,
     LedgerEntry,
@@ -36,6 +38,7 @@ class PlanAdminForm(forms.ModelForm):
             "name", "slug", "description", "is_active", "sort_order", "stripe_monthly_lookup_key",
             "stripe_yearly_lookup_key", "monthly_price_micros", "yearly_price_micros", "model_tier_slugs",
             "daily_tokens", "requests_per_minute", "concurrent_runs", "max_context", "ads_enabled",
+            "api_requests_per_minute", "api_tokens_per_minute", "api_tokens_per_day", "api_concurrent_streams",
         ]
 
     def __init__(self, *args, **kwargs) -> None:
@@ -77,6 +80,9 @@ class PlanAdmin(admin.ModelAdmin):
                                "yearly_price_micros"]}),
         ("Entitlements", {"fields": ["model_tier_slugs", "daily_tokens", "requests_per_minute", "concurrent_runs",
                                      "max_context", "ads_enabled"]}),
+        ("API limits", {"fields": ["api_requests_per_minute", "api_tokens_per_minute", "api_tokens_per_day",
+                                   "api_concurrent_streams"],
+                        "description": "Per account, all its API keys together; 0 refuses every API request."}),
     ]
 
     @admin.display(description="monthly", ordering="monthly_price_micros")
@@ -224,7 +230,7 @@ class QuotaUsageAdmin(admin.ModelAdmin):
     list_display = ["subject", "day", "tokens_used", "requests", "minute_requests"]
     list_filter = ["day"]
     search_fields = ["subject"]
-    readonly_fields = ["subject", "day", "tokens_used", "requests", "minute_start", "minute_requests"]
+    readonly_fields = ["subject", "day", "tokens_used", "requests", "minute_start", "minute_requests", "minute_tokens"]
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -239,3 +245,45 @@ class QuotaReservationAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+
+@admin.register(ApiTierPrice)
+class ApiTierPriceAdmin(admin.ModelAdmin):
+    """The mirror of each tier's metered Stripe price: edit it here when the price changes in Stripe."""
+
+    list_display = ["tier_slug", "meter_event_name", "price_per_million", "stripe_price_lookup_key", "updated_at"]
+    search_fields = ["tier_slug", "meter_event_name", "stripe_price_lookup_key"]
+    readonly_fields = ["updated_at"]
+
+    @admin.display(description="per million tokens", ordering="micros_per_million_tokens")
+    def price_per_million(self, obj: ApiTierPrice) -> str:
+        return usd(obj.micros_per_million_tokens)
+
+
+@admin.register(ApiUsageRecord)
+class ApiUsageRecordAdmin(admin.ModelAdmin):
+    """Written by the API and the reporter only; staff may clear a refused record's error to report it again."""
+
+    list_display = [
+        "created_at", "user", "key_name", "tier_slug", "prompt_tokens", "completion_tokens", "billable",
+        "reported_at", "report_error",
+    ]
+    list_filter = ["billable", ("reported_at", admin.EmptyFieldListFilter), "tier_slug"]
+    search_fields = ["request_id", "identifier", "key_id", "key_name", "user__email", "stripe_customer_id"]
+    date_hierarchy = "created_at"
+    list_select_related = ["user"]
+    readonly_fields = [f.name for f in ApiUsageRecord._meta.fields]
+    actions = ["report_again"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.action(description="Clear the Stripe error: report again on the next run")
+    def report_again(self, request, queryset) -> None:
+        count = queryset.filter(reported_at__isnull=True).exclude(report_error="").update(
+            report_error="", claimed_until=None
+        )
+        self.message_user(request, f"{count} record(s) will be reported again.")

@@ -18,6 +18,10 @@ class BillingConfig(AppConfig):
                     "task": "billing.expire_grace_periods",
                     "schedule": crontab(minute="*/15"),
                 },
+                "billing-report-api-usage": {
+                    "task": "billing.report_api_usage",
+                    "schedule": crontab(minute="*"),
+                },
                 "billing-quota-cleanup": {
                     "task": "billing.quota_cleanup",
                     "schedule": crontab(hour=0, minute=37),

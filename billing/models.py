@@ -38,6 +38,14 @@ class Plan(models.Model):
     concurrent_runs = models.PositiveSmallIntegerField(default=1)
     max_context = models.PositiveIntegerField(help_text="Largest context (tokens) a conversation may use.")
     ads_enabled = models.BooleanField(default=True)
+    # The API's limits (/api/v1/, per account, all its keys together); 0 refuses every
+    # request of that kind. Enforced by billing.api_limits with the chat's quota machinery.
+    api_requests_per_minute = models.PositiveIntegerField(default=0, help_text="API requests per UTC minute.")
+    api_tokens_per_minute = models.PositiveIntegerField(
+        default=0, help_text="API tokens (prompt + max output) per UTC minute."
+    )
+    api_tokens_per_day = models.PositiveIntegerField(default=0, help_text="API tokens (prompt + output) per UTC day.")
+    api_concurrent_streams = models.PositiveSmallIntegerField(default=0, help_text="API requests in flight at once.")
     sort_order = models.PositiveSmallIntegerField(default=0, help_text="Cheapest first; higher also wins ties.")
     is_active = models.BooleanField(default=True, help_text="Shown on the pricing page.")
 
@@ -175,6 +183,8 @@ class QuotaUsage(models.Model):
     requests = models.PositiveIntegerField(default=0)
     minute_start = models.DateTimeField(null=True, blank=True)
     minute_requests = models.PositiveIntegerField(default=0)
+    # Tokens reserved this minute (worst cases; a settle gives back what went unused).
+    minute_tokens = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["subject", "day"], name="billing_quota_usage_subject_day")]
@@ -266,3 +276,81 @@ class LedgerEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount_micros} ({self.reference})"
+
+
+class ApiTierPrice(models.Model):
+    """The API's price of a model tier: a mirror of the Stripe price attached to the
+    tier's Billing Meter (Stripe charges; this estimates costs on the usage page and
+    names the meter the usage is reported to). Prompt and completion tokens cost alike."""
+
+    tier_slug = models.SlugField(max_length=64, unique=True, help_text="The model tier's slug.")
+    meter_event_name = models.CharField(
+        max_length=100, help_text="The Stripe Billing Meter's event_name that this tier's tokens are reported to."
+    )
+    micros_per_million_tokens = models.BigIntegerField(
+        help_text="Price per million tokens (prompt + completion), in micros of USD, as set on the Stripe price."
+    )
+    stripe_price_lookup_key = models.CharField(
+        max_length=100, blank=True, help_text="Lookup key of the metered Stripe price (for reference)."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["tier_slug"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(micros_per_million_tokens__gte=0), name="billing_api_price_not_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tier_slug}: {self.micros_per_million_tokens} micros / 1M tokens"
+
+
+class ApiUsageRecord(models.Model):
+    """One API request's tokens (billing.metering). Written once per request id; a
+    billable one is reported to Stripe as one Billing Meter event whose identifier is
+    `identifier`, and marked reported only after Stripe accepted it."""
+
+    identifier = models.CharField(
+        max_length=100, unique=True, editable=False, help_text="The meter event's identifier (Stripe dedupes on it)."
+    )
+    request_id = models.CharField(max_length=100, unique=True, help_text="The API response's id.")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="api_usage"
+    )
+    # API keys are the assistant app's: billing keeps their id and name as plain strings.
+    key_id = models.CharField(max_length=64)
+    key_name = models.CharField(max_length=100, blank=True)
+    tier_slug = models.CharField(max_length=64)
+    prompt_tokens = models.PositiveIntegerField()
+    completion_tokens = models.PositiveIntegerField()
+    # Snapshots taken when the request was recorded: the price (0: no price for the tier),
+    # the meter and the Stripe customer ("" for either: not billed, never reported).
+    micros_per_million_tokens = models.BigIntegerField(default=0)
+    meter_event_name = models.CharField(max_length=100, blank=True)
+    stripe_customer_id = models.CharField(max_length=255, blank=True)
+    billable = models.BooleanField(default=False)
+    created_at = models.DateTimeField()
+    # The reporter's claim (a batch in flight) and its outcome.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    reported_at = models.DateTimeField(null=True, blank=True)
+    report_error = models.CharField(
+        max_length=500, blank=True, help_text="Stripe refused the event (not retried until cleared)."
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["user", "created_at"], name="billing_apiusage_user_created"),
+            models.Index(
+                fields=["id"], condition=Q(billable=True, reported_at__isnull=True), name="billing_apiusage_unreported"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.request_id} ({self.tier_slug}, {self.total_tokens} tokens)"
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens

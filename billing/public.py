@@ -16,6 +16,15 @@ gathers them.
 
 from __future__ import annotations
 
+from billing.api_limits import (
+    ApiAdmission,
+    ApiLimitExceeded,
+    ApiLimits,
+    api_admit,
+    api_limits_for,
+    api_release,
+    api_settle,
+)
 from billing.checkout import MAX_TOPUP_MICROS, MIN_TOPUP_MICROS, topup_checkout_create
 from billing.entitlements import Entitlements, entitlements_for
 from billing.ledger import (
@@ -28,6 +37,7 @@ from billing.ledger import (
     ledger_reference_exists,
     ledger_spend_by_day,
 )
+from billing.metering import api_usage_record
 from billing.quotas import QuotaExceeded, Reservation, quota_release, quota_reserve, quota_settle, quota_subject_for
 from billing.selectors import plan_unlocking
 from billing.stripe_api import BillingNotConfigured, stripe_configured
@@ -44,6 +54,15 @@ __all__ = [
     "quota_reserve",
     "quota_settle",
     "quota_subject_for",
+    # the API's limits and metered billing (assistant.api)
+    "ApiAdmission",
+    "ApiLimitExceeded",
+    "ApiLimits",
+    "api_admit",
+    "api_limits_for",
+    "api_release",
+    "api_settle",
+    "api_usage_record",
     # the advertiser balance (ads)
     "InsufficientBalance",
     "balance_account_create",

@@ -6,7 +6,10 @@ Three limits are checked together, atomically, per subject ("user:<pk>" or
 - requests per minute: a fixed window per UTC minute (resets at the next minute);
 - concurrent runs: reservations neither settled, released nor expired;
 - daily tokens: tokens settled today + tokens reserved today + this request's worst
-  case must fit the plan's daily budget; the day is the UTC day (resets at midnight).
+  case must fit the plan's daily budget; the day is the UTC day (resets at midnight);
+- tokens per minute (only where a caller passes one: the API, billing.api_limits): the
+  worst cases reserved in this UTC minute, less what their settles gave back, plus this
+  request's must fit (resets at the next minute).
 
 A guest is counted three times over, in the same atomic step: against their session,
 against their network (the client address, kept only as a keyed hash, see
@@ -36,6 +39,7 @@ import redis
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, F, Min, Q, Sum
+from django.db.models.functions import Greatest
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
@@ -63,6 +67,11 @@ class Reservation:
     # Database mode: the reservation rows of the subject's other buckets (a guest's network
     # and all guests); Redis keeps one id in every bucket.
     parts: tuple[str, ...] = ()
+    # The UTC minute it was taken in, and the subject's own counts for that minute with it
+    # included (requests, tokens): what rate-limit headers report.
+    minute: datetime | None = None
+    minute_requests: int = 0
+    minute_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,7 @@ class _Bucket:
     daily_tokens: int
     requests_per_minute: int
     concurrent_runs: int
+    tokens_per_minute: int = _NO_LIMIT
 
 
 @dataclass(frozen=True)
@@ -136,10 +146,13 @@ def guest_network_hash(*, address: str, now: datetime | None = None) -> str:
     return salted_hmac(f"{_NETWORK_SALT}:{day}", network, algorithm="sha256").hexdigest()[:32]
 
 
-def _buckets(subject: str, entitlements: Entitlements | None = None) -> tuple[list[_Bucket], str]:
+def _buckets(
+    subject: str, entitlements: Entitlements | None = None, tokens_per_minute: int | None = None
+) -> tuple[list[_Bucket], str]:
     """The buckets a subject's reservation takes, in subject order (the order rows are
     locked in), and the guest's network hash ("" for none). Without entitlements the
-    limits are zeros: enough to name the keys (settle, usage)."""
+    limits are zeros: enough to name the keys (settle, usage). A tokens-per-minute limit
+    applies to the subject's own bucket only."""
     own = subject
     network = ""
     if subject.startswith(GUEST_PREFIX):
@@ -149,6 +162,7 @@ def _buckets(subject: str, entitlements: Entitlements | None = None) -> tuple[li
         _Bucket(
             own, "own",
             ent.daily_tokens if ent else 0, ent.requests_per_minute if ent else 0, ent.concurrent_runs if ent else 0,
+            _NO_LIMIT if tokens_per_minute is None else tokens_per_minute,
         )
     ]
     if own.startswith(GUEST_PREFIX):
@@ -182,6 +196,9 @@ def _exceeded(
     elif code == "concurrent_runs":
         n = entitlements.concurrent_runs
         message = f"{allows.capitalize()} {n} answer{'s' if n != 1 else ''} at a time: wait for the current one to finish."
+    elif code == "tokens_per_minute":
+        n = bucket.tokens_per_minute if bucket is not None else 0
+        message = f"Too many tokens this minute: {allows} {n:,} a minute."
     else:
         message = f"You have used today's {entitlements.daily_tokens:,} tokens."
     if guest:
@@ -214,14 +231,20 @@ def _guests_exceeded(code: str, *, reset_at: datetime, bucket: _Bucket) -> Quota
 
 
 def quota_reserve(
-    *, subject: str, entitlements: Entitlements, tokens: int, now: datetime | None = None
+    *,
+    subject: str,
+    entitlements: Entitlements,
+    tokens: int,
+    now: datetime | None = None,
+    tokens_per_minute: int | None = None,
 ) -> Reservation:
     """Reserve a run's worst case (prompt + max output tokens) in every bucket of the
-    subject (a guest's: session, network, all guests); raises QuotaExceeded."""
+    subject (a guest's: session, network, all guests); raises QuotaExceeded (code
+    rate_limited, concurrent_runs, daily_tokens, or tokens_per_minute when one is given)."""
     if tokens <= 0:
         raise ValueError("A reservation needs a positive number of tokens.")
     now = now or timezone.now()
-    buckets, network = _buckets(subject, entitlements)
+    buckets, network = _buckets(subject, entitlements, tokens_per_minute)
     if settings.REDIS_URL:
         return _redis_reserve(
             subject=subject, buckets=buckets, network=network, entitlements=entitlements, tokens=tokens, now=now
@@ -243,6 +266,19 @@ def quota_settle(*, reservation: Reservation, used_tokens: int) -> None:
 def quota_release(*, reservation: Reservation) -> None:
     """The run produced nothing: give the whole reservation back."""
     quota_settle(reservation=reservation, used_tokens=0)
+
+
+def quota_minute_usage(*, subject: str, now: datetime | None = None) -> tuple[int, int]:
+    """The subject's own (requests, tokens) counted in the current UTC minute."""
+    now = now or timezone.now()
+    subject = next(b.subject for b in _buckets(subject)[0] if b.scope == "own")
+    minute = _minute_start(now)
+    if settings.REDIS_URL:
+        client = _redis(settings.REDIS_URL)
+        requests, tokens = client.mget(_minute_key(subject, minute), _minute_tokens_key(subject, minute))
+        return int(requests or 0), max(0, int(tokens or 0))
+    usage = QuotaUsage.objects.filter(subject=subject, day=now.astimezone(UTC).date(), minute_start=minute).first()
+    return (usage.minute_requests, usage.minute_tokens) if usage else (0, 0)
 
 
 def quota_usage_today(*, subject: str, entitlements: Entitlements, now: datetime | None = None) -> QuotaUsageToday:
@@ -282,9 +318,9 @@ def _db_reserve(
         # this transaction creates is ours already), always in subject order: two guests of
         # one network, or a reservation and a settle, never wait on each other crosswise.
         rows = [QuotaUsage.objects.select_for_update().get_or_create(subject=b.subject, day=day)[0] for b in buckets]
-        minute_requests = []
+        minute_counts = []
         for bucket, usage in zip(buckets, rows, strict=True):
-            minute_requests.append(
+            minute_counts.append(
                 _db_check(bucket=bucket, usage=usage, entitlements=entitlements, tokens=tokens, now=now)
             )
         if network:
@@ -294,7 +330,8 @@ def _db_reserve(
                 bucket=next(b for b in buckets if b.scope == "network"), entitlements=entitlements,
             )
         ids = {}
-        for bucket, usage, requests in zip(buckets, rows, minute_requests, strict=True):
+        own_counts = (0, 0)
+        for bucket, usage, (requests, minute_tokens) in zip(buckets, rows, minute_counts, strict=True):
             reservation = QuotaReservation.objects.create(
                 usage=usage,
                 tokens=tokens,
@@ -304,19 +341,34 @@ def _db_reserve(
             ids[bucket.scope] = str(reservation.pk)
             usage.minute_start = minute
             usage.minute_requests = requests + 1
+            usage.minute_tokens = minute_tokens + tokens
             usage.requests += 1
-            usage.save(update_fields=["minute_start", "minute_requests", "requests"])
+            usage.save(update_fields=["minute_start", "minute_requests", "minute_tokens", "requests"])
+            if bucket.scope == "own":
+                own_counts = (usage.minute_requests, usage.minute_tokens)
     parts = tuple(ids[scope] for scope in ("network", "guests") if scope in ids)
-    return Reservation(id=ids["own"], subject=subject, day=day, tokens=tokens, parts=parts)
+    return Reservation(
+        id=ids["own"], subject=subject, day=day, tokens=tokens, parts=parts, minute=minute,
+        minute_requests=own_counts[0], minute_tokens=own_counts[1],
+    )
 
 
-def _db_check(*, bucket: _Bucket, usage: QuotaUsage, entitlements: Entitlements, tokens: int, now: datetime) -> int:
-    """Raise QuotaExceeded when the bucket cannot take the reservation; else this minute's requests so far."""
+def _db_check(
+    *, bucket: _Bucket, usage: QuotaUsage, entitlements: Entitlements, tokens: int, now: datetime
+) -> tuple[int, int]:
+    """Raise QuotaExceeded when the bucket cannot take the reservation; else this minute's
+    requests and tokens so far."""
     minute = _minute_start(now)
-    minute_requests = usage.minute_requests if usage.minute_start == minute else 0
+    this_minute = usage.minute_start == minute
+    minute_requests = usage.minute_requests if this_minute else 0
+    minute_tokens = max(0, usage.minute_tokens) if this_minute else 0
     if minute_requests >= bucket.requests_per_minute:
         raise _exceeded(
             "rate_limited", reset_at=minute + timedelta(minutes=1), entitlements=entitlements, bucket=bucket
+        )
+    if minute_tokens + tokens > bucket.tokens_per_minute:
+        raise _exceeded(
+            "tokens_per_minute", reset_at=minute + timedelta(minutes=1), entitlements=entitlements, bucket=bucket
         )
     # Runs in flight (any day) and today's reserved tokens in one query, under the same lock.
     active = _active_reservations(subject=bucket.subject, now=now).aggregate(
@@ -328,7 +380,7 @@ def _db_check(*, bucket: _Bucket, usage: QuotaUsage, entitlements: Entitlements,
     reserved = active["reserved"] or 0
     if usage.tokens_used + reserved + tokens > bucket.daily_tokens:
         raise _exceeded("daily_tokens", reset_at=_day_reset(now), entitlements=entitlements, bucket=bucket)
-    return minute_requests
+    return minute_requests, minute_tokens
 
 
 def _db_session_admit(
@@ -352,15 +404,21 @@ def _db_session_admit(
 def _db_settle(*, reservation: Reservation, used_tokens: int) -> None:
     # Conditional UPDATEs (each locks its row, reservation first as before): the first
     # settle wins, a repeated one changes nothing. A guest's parts follow in subject order.
+    # Still in the minute it was taken in, the unused part of the worst case goes back to
+    # the minute's tokens (and more than the worst case is added).
+    unused = reservation.tokens - used_tokens
     with transaction.atomic():
         for reservation_id in (reservation.id, *reservation.parts):
             settled = QuotaReservation.objects.filter(pk=reservation_id, settled_at__isnull=True).update(
                 settled_at=timezone.now()
             )
             if settled:
-                QuotaUsage.objects.filter(reservations__pk=reservation_id).update(
-                    tokens_used=F("tokens_used") + used_tokens
-                )
+                rows = QuotaUsage.objects.filter(reservations__pk=reservation_id)
+                if reservation.minute is not None and unused:
+                    rows.filter(minute_start=reservation.minute).update(
+                        minute_tokens=Greatest(F("minute_tokens") - unused, 0)
+                    )
+                rows.update(tokens_used=F("tokens_used") + used_tokens)
 
 
 def _db_usage(*, subject: str, now: datetime) -> tuple[int, int, int, int]:
@@ -391,20 +449,24 @@ def quota_rows_prune(*, now: datetime | None = None) -> int:
 # Hand-written Lua because the limits of every bucket must be checked and taken in one
 # atomic step shared by every process; no maintained library does this combination.
 #
-# KEYS: per bucket i (0-based) its day hash, reservations hash and minute counter at
-# 3i+1..3i+3; for a guest with a network, then its sorted set of sessions (first seen).
+# KEYS: per bucket i (0-based) its day hash, reservations hash, minute request counter
+# and minute token counter at 4i+1..4i+4; for a guest with a network, then its sorted
+# set of sessions (first seen).
 # ARGV: now, tokens, reservation id, its expiry, day, key TTL, number of buckets, the
 # new-session cap (0: no check), the session, the window's start, the set's keep-from;
-# then per bucket its daily tokens, requests per minute and concurrent runs.
-# Returns {outcome, a time in ms (0 when none), the refusing bucket's index (0-based)}.
+# then per bucket its daily tokens, requests per minute, concurrent runs and tokens per
+# minute.
+# Returns {outcome, a time in ms (0 when none), the refusing bucket's index (0-based)},
+# and when admitted then per bucket its minute's requests and tokens with this one.
 
 _RESERVE_LUA = """
 local now = tonumber(ARGV[1])
 local tokens = tonumber(ARGV[2])
 local n = tonumber(ARGV[7])
 for b = 0, n - 1 do
-  local day_key, res_key, minute_key = KEYS[3 * b + 1], KEYS[3 * b + 2], KEYS[3 * b + 3]
-  local daily, rpm, concurrent = tonumber(ARGV[12 + 3 * b]), tonumber(ARGV[13 + 3 * b]), tonumber(ARGV[14 + 3 * b])
+  local day_key, res_key, minute_key, tokens_key = KEYS[4 * b + 1], KEYS[4 * b + 2], KEYS[4 * b + 3], KEYS[4 * b + 4]
+  local daily, rpm = tonumber(ARGV[12 + 4 * b]), tonumber(ARGV[13 + 4 * b])
+  local concurrent, tpm = tonumber(ARGV[14 + 4 * b]), tonumber(ARGV[15 + 4 * b])
   local entries = redis.call('HGETALL', res_key)
   local active, reserved, earliest = 0, 0, -1
   for i = 1, #entries, 2 do
@@ -419,13 +481,15 @@ for b = 0, n - 1 do
     end
   end
   if tonumber(redis.call('GET', minute_key) or '0') >= rpm then return {'rate_limited', 0, b} end
+  local minute_tokens = math.max(0, tonumber(redis.call('GET', tokens_key) or '0'))
+  if minute_tokens + tokens > tpm then return {'tokens_per_minute', 0, b} end
   if active >= concurrent then return {'concurrent_runs', earliest, b} end
   local used = tonumber(redis.call('HGET', day_key, 'used') or '0')
   if used + reserved + tokens > daily then return {'daily_tokens', 0, b} end
 end
 local cap = tonumber(ARGV[8])
 if cap > 0 then
-  local sessions = KEYS[3 * n + 1]
+  local sessions = KEYS[4 * n + 1]
   redis.call('ZREMRANGEBYSCORE', sessions, '-inf', '(' .. ARGV[11])
   if not redis.call('ZSCORE', sessions, ARGV[9]) then
     if redis.call('ZCOUNT', sessions, '(' .. ARGV[10], '+inf') >= cap then
@@ -436,27 +500,36 @@ if cap > 0 then
     redis.call('EXPIRE', sessions, ARGV[6])
   end
 end
+local counts = {'ok', 0, 0}
 for b = 0, n - 1 do
-  local day_key, res_key, minute_key = KEYS[3 * b + 1], KEYS[3 * b + 2], KEYS[3 * b + 3]
+  local day_key, res_key, minute_key, tokens_key = KEYS[4 * b + 1], KEYS[4 * b + 2], KEYS[4 * b + 3], KEYS[4 * b + 4]
   redis.call('HSET', res_key, ARGV[3], ARGV[2] .. '|' .. ARGV[4] .. '|' .. ARGV[5])
   redis.call('EXPIRE', res_key, ARGV[6])
-  redis.call('INCR', minute_key)
+  table.insert(counts, redis.call('INCR', minute_key))
   redis.call('EXPIRE', minute_key, 120)
+  if tonumber(redis.call('GET', tokens_key) or '0') < 0 then redis.call('SET', tokens_key, 0) end
+  table.insert(counts, redis.call('INCRBY', tokens_key, tokens))
+  redis.call('EXPIRE', tokens_key, 120)
   redis.call('HINCRBY', day_key, 'requests', 1)
   redis.call('EXPIRE', day_key, ARGV[6])
 end
-return {'ok', 0, 0}
+return counts
 """
 
-# KEYS: per bucket its day hash, reservations hash and settled set; ARGV: reservation id,
-# used tokens, key TTL, number of buckets. Each bucket settles once, whatever is repeated.
+# KEYS: per bucket its day hash, reservations hash, settled set and the token counter of
+# the minute the reservation was taken in; ARGV: reservation id, used tokens, key TTL,
+# number of buckets, the worst case's unused tokens (negative: used more). Each bucket
+# settles once, whatever is repeated; the minute's tokens change only while it lasts.
 _SETTLE_LUA = """
 local settled = 0
 for b = 0, tonumber(ARGV[4]) - 1 do
-  local day_key, res_key, settled_key = KEYS[3 * b + 1], KEYS[3 * b + 2], KEYS[3 * b + 3]
+  local day_key, res_key, settled_key, tokens_key = KEYS[4 * b + 1], KEYS[4 * b + 2], KEYS[4 * b + 3], KEYS[4 * b + 4]
   if redis.call('SADD', settled_key, ARGV[1]) == 1 then
     redis.call('EXPIRE', settled_key, ARGV[3])
     redis.call('HDEL', res_key, ARGV[1])
+    if tonumber(ARGV[5]) ~= 0 and redis.call('EXISTS', tokens_key) == 1 then
+      redis.call('DECRBY', tokens_key, ARGV[5])
+    end
     if tonumber(ARGV[2]) > 0 then
       redis.call('HINCRBY', day_key, 'used', ARGV[2])
       redis.call('EXPIRE', day_key, ARGV[3])
@@ -498,6 +571,10 @@ def _minute_key(subject: str, minute: datetime) -> str:
     return f"{_key_base(subject)}:minute:{minute:%Y%m%d%H%M}"
 
 
+def _minute_tokens_key(subject: str, minute: datetime) -> str:
+    return f"{_key_base(subject)}:minute-tokens:{minute:%Y%m%d%H%M}"
+
+
 def _sessions_key(network: str) -> str:
     return f"{_key_base(NETWORK_PREFIX + network)}:sessions"
 
@@ -518,13 +595,13 @@ def _redis_reserve(
     limits: list[int] = []
     for bucket in buckets:
         day_key, res_key, _settled = _keys(bucket.subject, day)
-        keys += [day_key, res_key, _minute_key(bucket.subject, minute)]
-        limits += [bucket.daily_tokens, bucket.requests_per_minute, bucket.concurrent_runs]
+        keys += [day_key, res_key, _minute_key(bucket.subject, minute), _minute_tokens_key(bucket.subject, minute)]
+        limits += [bucket.daily_tokens, bucket.requests_per_minute, bucket.concurrent_runs, bucket.tokens_per_minute]
     own = next(b for b in buckets if b.scope == "own")
     cap = settings.BILLING_GUEST_SESSIONS_PER_ADDRESS_HOUR if network else 0
     if network:
         keys.append(_sessions_key(network))
-    outcome, moment, index = reserve(
+    outcome, moment, index, *counts = reserve(
         keys=keys,
         args=[
             _ms(now),
@@ -543,9 +620,13 @@ def _redis_reserve(
     )
     outcome = outcome.decode() if isinstance(outcome, bytes) else outcome
     if outcome == "ok":
-        return Reservation(id=rid, subject=subject, day=day, tokens=tokens)
+        at = buckets.index(own)
+        return Reservation(
+            id=rid, subject=subject, day=day, tokens=tokens, minute=minute,
+            minute_requests=int(counts[2 * at]), minute_tokens=int(counts[2 * at + 1]),
+        )
     bucket = buckets[int(index)] if int(index) >= 0 else next(b for b in buckets if b.scope == "network")
-    if outcome == "rate_limited":
+    if outcome in ("rate_limited", "tokens_per_minute"):
         raise _exceeded(outcome, reset_at=minute + timedelta(minutes=1), entitlements=entitlements, bucket=bucket)
     if outcome == "concurrent_runs":
         reset_at = (
@@ -564,9 +645,11 @@ def _redis_settle(*, reservation: Reservation, used_tokens: int) -> None:
     _, settle = _scripts(settings.REDIS_URL)
     buckets, _network = _buckets(reservation.subject)
     keys: list[str] = []
+    minute = reservation.minute or datetime.combine(reservation.day, time.min, tzinfo=UTC)
+    unused = reservation.tokens - used_tokens if reservation.minute is not None else 0
     for bucket in buckets:
-        keys += list(_keys(bucket.subject, reservation.day))
-    settle(keys=keys, args=[reservation.id, used_tokens, KEY_TTL_S, len(buckets)])
+        keys += [*_keys(bucket.subject, reservation.day), _minute_tokens_key(bucket.subject, minute)]
+    settle(keys=keys, args=[reservation.id, used_tokens, KEY_TTL_S, len(buckets), unused])
 
 
 def _redis_usage(*, subject: str, now: datetime) -> tuple[int, int, int, int]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from billing import quotas, subscriptions, webhooks
+from billing import metering, quotas, subscriptions, webhooks
+from billing.stripe_api import stripe_configured
 
 
 @shared_task(name="billing.process_stripe_event", ignore_result=True)
@@ -26,3 +27,15 @@ def expire_grace_periods() -> None:
 @shared_task(name="billing.quota_cleanup", ignore_result=True)
 def quota_cleanup() -> None:
     quotas.quota_rows_prune()
+
+
+@shared_task(name="billing.report_api_usage", bind=True, ignore_result=True, max_retries=5)
+def report_api_usage(self) -> None:
+    """Every minute (and retried with backoff while Stripe fails): unreported API usage
+    to Stripe as Billing Meter events, in batches."""
+    if not stripe_configured():
+        return
+    try:
+        metering.api_usage_report_all()
+    except metering.MeterReportFailed as exc:
+        raise self.retry(exc=exc, countdown=min(300, 15 * 2**self.request.retries)) from exc
