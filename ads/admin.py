@@ -190,8 +190,65 @@ class RejectForm(forms.Form):
     )
 
 
+class ReviewQueueActions:
+    """Approve, or reject with a reason the advertiser sees: the two actions of each review
+    queue (creatives, advertiser name changes). A queue names its items
+    (`review_noun`, `review_label`) and how one is approved or rejected; the loop, the
+    messages and the reason form are here, once."""
+
+    review_noun = "item(s)"
+    review_intro = "The reason is shown to the advertiser."
+    # What approving or rejecting one item may refuse with: reported, the others go on.
+    review_errors: tuple[type[Exception], ...] = (review.CreativeInvalid, review.AdvertiserIdentityInvalid,
+                                                   review.ReviewStateError)
+
+    def review_queryset(self, queryset):
+        return queryset
+
+    def review_label(self, obj) -> str:
+        return str(obj)
+
+    def review_approve_one(self, obj, reviewer) -> None:
+        raise NotImplementedError
+
+    def review_reject_one(self, obj, reviewer, reason: str) -> None:
+        raise NotImplementedError
+
+    def _review_each(self, request, queryset, verb: str, act) -> None:
+        done = 0
+        for obj in self.review_queryset(queryset):
+            try:
+                act(obj)
+                done += 1
+            except self.review_errors as exc:
+                self.message_user(request, f"Not {verb.lower()} — {self.review_label(obj)}: {exc}", level=messages.ERROR)
+        self.message_user(request, f"{verb} {done} {self.review_noun}.")
+
+    def review_approve(self, request, queryset) -> None:
+        self._review_each(request, queryset, "Approved", lambda obj: self.review_approve_one(obj, request.user))
+
+    def review_reject(self, request, queryset):
+        form = RejectForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            reason = form.cleaned_data["reason"]
+            self._review_each(request, queryset, "Rejected", lambda obj: self.review_reject_one(obj, request.user, reason))
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Reject {self.review_noun.replace('(s)', 's')}",
+            "intro": self.review_intro,
+            "form": form,
+            "items": [(obj.pk, self.review_label(obj)) for obj in self.review_queryset(queryset)],
+            "opts": self.model._meta,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/ads/reject.html", context)
+
+
 @admin.register(Creative)
-class CreativeAdmin(admin.ModelAdmin):
+class CreativeAdmin(ReviewQueueActions, admin.ModelAdmin):
+    review_noun = "creative(s)"
+    review_intro = "Reject these creatives. The reason is shown to the advertiser."
     list_display = ["headline", "campaign", "advertiser", "review_status", "display_domain", "is_active", "created_at"]
     list_filter = ["review_status", "is_active", "campaign__status"]
     search_fields = ["headline", "text", "question", "landing_url", "campaign__name", "campaign__advertiser__name"]
@@ -232,45 +289,26 @@ class CreativeAdmin(admin.ModelAdmin):
         review.creative_embed_later(creative_id=obj.pk)
         ad_index.invalidate()
 
+    def review_label(self, obj: Creative) -> str:
+        return f"{obj.headline} — {obj.campaign.advertiser.name}"
+
+    def review_approve_one(self, obj: Creative, reviewer) -> None:
+        review.creative_approve(creative=obj, reviewer=reviewer)
+
+    def review_reject_one(self, obj: Creative, reviewer, reason: str) -> None:
+        review.creative_reject(creative=obj, reviewer=reviewer, reason=reason)
+
     @admin.action(description="Approve the selected creatives")
     def approve(self, request, queryset) -> None:
-        approved, failed = 0, []
-        for creative in queryset:
-            try:
-                review.creative_approve(creative=creative, reviewer=request.user)
-                approved += 1
-            except review.CreativeInvalid as exc:
-                failed.append(f"{creative.headline}: {exc}")
-        self.message_user(request, f"Approved {approved} creative(s).")
-        for failure in failed:
-            self.message_user(request, f"Not approved (automatic checks fail) — {failure}", level=messages.ERROR)
+        self.review_approve(request, queryset)
 
     @admin.action(description="Reject the selected creatives (with a reason)…")
     def reject(self, request, queryset):
-        if "apply" in request.POST:
-            form = RejectForm(request.POST)
-            if form.is_valid():
-                for creative in queryset:
-                    review.creative_reject(
-                        creative=creative, reviewer=request.user, reason=form.cleaned_data["reason"]
-                    )
-                self.message_user(request, f"Rejected {queryset.count()} creative(s).")
-                return None
-        else:
-            form = RejectForm()
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Reject creatives",
-            "form": form,
-            "creatives": queryset,
-            "opts": self.model._meta,
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-        }
-        return TemplateResponse(request, "admin/ads/creative/reject.html", context)
+        return self.review_reject(request, queryset)
 
 
 @admin.register(AdvertiserIdentityRevision)
-class AdvertiserIdentityRevisionAdmin(admin.ModelAdmin):
+class AdvertiserIdentityRevisionAdmin(ReviewQueueActions, admin.ModelAdmin):
     """The review queue of advertiser names and "paid by" (both on every card): approve,
     or reject with a reason the advertiser sees. Changes are made by advertisers only."""
 
@@ -291,6 +329,9 @@ class AdvertiserIdentityRevisionAdmin(admin.ModelAdmin):
         "reviewed_at",
     ]
     actions = ["approve", "reject"]
+    review_noun = "name change(s)"
+    review_intro = ("Reject these name changes. The reason is shown to the advertiser; their cards keep the"
+                    " approved name.")
 
     @admin.display(description="name on the cards now", ordering="advertiser__name")
     def approved_name(self, obj: AdvertiserIdentityRevision) -> str:
@@ -302,46 +343,26 @@ class AdvertiserIdentityRevisionAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
+    def review_queryset(self, queryset):
+        return queryset.select_related("advertiser")
+
+    def review_label(self, obj: AdvertiserIdentityRevision) -> str:
+        paid_by = f", paid for by “{obj.paid_by}”" if obj.paid_by else ""
+        return f"{obj.advertiser.name} → “{obj.name}”{paid_by}"
+
+    def review_approve_one(self, obj: AdvertiserIdentityRevision, reviewer) -> None:
+        review.advertiser_identity_approve(revision=obj, reviewer=reviewer)
+
+    def review_reject_one(self, obj: AdvertiserIdentityRevision, reviewer, reason: str) -> None:
+        review.advertiser_identity_reject(revision=obj, reviewer=reviewer, reason=reason)
+
     @admin.action(description="Approve the selected name changes")
     def approve(self, request, queryset) -> None:
-        approved, failed = 0, []
-        for change in queryset.select_related("advertiser"):
-            try:
-                review.advertiser_identity_approve(revision=change, reviewer=request.user)
-                approved += 1
-            except (review.AdvertiserIdentityInvalid, review.ReviewStateError) as exc:
-                failed.append(f"{change.name}: {exc}")
-        self.message_user(request, f"Approved {approved} name change(s).")
-        for failure in failed:
-            self.message_user(request, f"Not approved — {failure}", level=messages.ERROR)
+        self.review_approve(request, queryset)
 
     @admin.action(description="Reject the selected name changes (with a reason)…")
     def reject(self, request, queryset):
-        if "apply" in request.POST:
-            form = RejectForm(request.POST)
-            if form.is_valid():
-                rejected = 0
-                for change in queryset:
-                    try:
-                        review.advertiser_identity_reject(
-                            revision=change, reviewer=request.user, reason=form.cleaned_data["reason"]
-                        )
-                        rejected += 1
-                    except review.ReviewStateError as exc:
-                        self.message_user(request, f"{change.name}: {exc}", level=messages.ERROR)
-                self.message_user(request, f"Rejected {rejected} name change(s).")
-                return None
-        else:
-            form = RejectForm()
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Reject name changes",
-            "form": form,
-            "changes": queryset.select_related("advertiser"),
-            "opts": self.model._meta,
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-        }
-        return TemplateResponse(request, "admin/ads/advertiseridentityrevision/reject.html", context)
+        return self.review_reject(request, queryset)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
