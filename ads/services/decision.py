@@ -22,7 +22,7 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from ads import embeddings, sensitive, tracking
+from ads import embeddings, minors, sensitive, tracking
 from ads import index as ad_index
 from ads import language as ad_language
 from ads import selection as ad_selection
@@ -80,7 +80,9 @@ class Decision:
 def _gate(request: AdRequest) -> str:
     if not request.ads_enabled:
         return "plan_ad_free"
-    if request.is_adult is False:
+    if minors.minor_conversation_gate(
+        conversation_id=request.conversation_id, is_adult=request.is_adult, turns=request.turns
+    ):
         return "minor"
     if request.ads_dismissed:
         return "dismissed"
@@ -236,12 +238,14 @@ def _impression_record(*, request: AdRequest, decision: Decision, now: datetime)
 
 _warm_lock = threading.Lock()
 _warming = False
+_warm_finished = threading.Event()  # set when a warm-up thread ends (loaded or failed)
 
 
 def ads_warm_up() -> None:
     """Load the embedding model, the topic centroids and the campaign index (about a
-    second). A web process may call it at start; otherwise the first decision starts
-    it in the background."""
+    second). The web process starts it in the background when it starts
+    (assistant.warmup.web_process_started); a decision arriving before it finished
+    waits for it within its budget."""
     embeddings.warm_up()
     sensitive.warm_up()
     ad_language.warm_up()
@@ -250,23 +254,27 @@ def ads_warm_up() -> None:
 
 def ads_warm_up_in_background() -> None:
     """Start loading the engine in a background thread if it is not loaded yet; returns
-    at once. The chat socket calls it on connect, so the first answer's ad is not lost
-    to the cold start."""
+    at once."""
     _engine_ready()
 
 
-def _engine_ready() -> bool:
-    """True once the model and index are loaded. Until then a decision gets no ad
-    (rather than a late one that would be served but never shown) while a background
-    thread loads them."""
+def _engine_loaded() -> bool:
+    return embeddings.is_loaded() and sensitive.is_loaded() and ad_index.is_loaded()
+
+
+def _engine_ready(*, wait_s: float = 0.0) -> bool:
+    """True once the model and index are loaded, waiting up to `wait_s` for a warm-up
+    under way. A decision that finds it still loading after that gets no ad (rather
+    than a late one that would be served but never shown)."""
     global _warming
     if settings.ADS_INDEX_SYNC:
         return True
-    if embeddings.is_loaded() and sensitive.is_loaded() and ad_index.is_loaded():
+    if _engine_loaded():
         return True
     with _warm_lock:
         if not _warming:
             _warming = True
+            _warm_finished.clear()
 
             def run() -> None:
                 global _warming
@@ -276,9 +284,13 @@ def _engine_ready() -> bool:
                     logger.exception("ads: warming up the decision engine failed")
                 finally:
                     _warming = False
+                    _warm_finished.set()
                     connection.close()
 
             threading.Thread(target=run, name="ads-warm-up", daemon=True).start()
+    if wait_s > 0:
+        _warm_finished.wait(wait_s)
+        return _engine_loaded()
     return False
 
 
@@ -287,7 +299,8 @@ def ad_decide(*, request: AdRequest, now: datetime | None = None) -> dict | None
     (unacknowledged, uncharged) impression. `now` is for simulations and tests."""
     if _gate(request):
         return None
-    if not _engine_ready():
+    # Half the decision's budget at most: the other half is the decision's own.
+    if not _engine_ready(wait_s=settings.ADS_DECISION_BUDGET_S / 2):
         return None
     now = now or timezone.now()
     viewer = tracking.viewer_key(user_id=request.user_id, session_key=request.session_key)
