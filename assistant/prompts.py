@@ -23,10 +23,15 @@ class PromptTooLong(Exception):
         self.message = message
 
 
-def system_prompt(*, custom_instructions: str = "") -> str:
+def system_prompt(*, custom_instructions: str = "", project_instructions: str = "") -> str:
+    """The system message: Lhama's prompt, the person's custom instructions, and the
+    instructions of the project the conversation is filed in (read at every run, so an
+    edited project applies to its conversations' next answers)."""
     text = DEFAULT_SYSTEM_PROMPT
     if custom_instructions.strip():
         text += "\n\nThe person you are talking with asked you to follow these instructions:\n" + custom_instructions.strip()
+    if project_instructions.strip():
+        text += "\n\nThis conversation belongs to a project with these instructions:\n" + project_instructions.strip()
     return text
 
 
