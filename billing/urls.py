@@ -10,4 +10,6 @@ urlpatterns = [
     path("success/status", views.success_status, name="success_status"),
     path("portal", views.portal, name="portal"),
     path("stripe/webhook", views.stripe_webhook, name="stripe_webhook"),
+    path("usage/", views.usage, name="usage"),
+    path("usage.csv", views.usage_csv, name="usage_csv"),
 ]

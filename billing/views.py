@@ -1,7 +1,9 @@
-"""Billing pages: pricing, subscribe, success (waits for the webhook), portal, webhook."""
+"""Billing pages: pricing, subscribe, success (waits for the webhook), portal, webhook,
+and the API usage page with its CSV."""
 
 from __future__ import annotations
 
+import csv
 import logging
 import re
 import uuid
@@ -11,6 +13,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
@@ -24,6 +27,7 @@ from billing.webhooks import WebhookNotConfigured, stripe_event_record, stripe_e
 logger = logging.getLogger(__name__)
 REQUEST_TOKEN = re.compile(r"^[0-9a-f]{32}$")
 SESSION_ID = re.compile(r"^[A-Za-z0-9_]{1,255}$")
+USAGE_PERIODS = (7, 30, 90)  # days the usage page and its CSV cover
 
 
 @require_GET
@@ -129,3 +133,63 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
         return HttpResponse("Bad payload.", status=400, content_type="text/plain")
     _row, created = stripe_event_record(event=event)
     return HttpResponse("ok" if created else "duplicate", content_type="text/plain")
+
+
+def _usage_days(request: HttpRequest) -> int | None:
+    raw = request.GET.get("days", "30")
+    return int(raw) if raw.isdigit() and int(raw) in USAGE_PERIODS else None
+
+
+def _usage_period_error() -> HttpResponse:
+    periods = ", ".join(str(days) for days in USAGE_PERIODS)
+    return HttpResponseBadRequest(f"days must be one of {periods}.", content_type="text/plain")
+
+
+@login_required
+@require_GET
+def usage(request: HttpRequest) -> HttpResponse:
+    """The signed-in person's API usage and its estimated cost, per day and per key."""
+    days = _usage_days(request)
+    if days is None:
+        return _usage_period_error()
+    return render(
+        request,
+        "billing/usage.html",
+        {
+            "summary": selectors.api_usage_summary(user=request.user, days=days),
+            "days": days,
+            "periods": USAGE_PERIODS,
+            "prices": selectors.api_prices(),
+        },
+    )
+
+
+def _csv_cell(text: str) -> str:
+    # A key's name is the person's text: one starting like a formula is kept as text when
+    # the file is opened in a spreadsheet (OWASP's CSV injection advice).
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+@login_required
+@require_GET
+def usage_csv(request: HttpRequest) -> HttpResponse:
+    """The same usage per day, key and tier, as CSV."""
+    days = _usage_days(request)
+    if days is None:
+        return _usage_period_error()
+    summary = selectors.api_usage_summary(user=request.user, days=days)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    filename = f"lhama-api-usage-{timezone.now():%Y-%m-%d}-{days}d.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    writer = csv.writer(response)
+    writer.writerow([
+        "day_utc", "key_id", "key_name", "model", "requests", "prompt_tokens", "completion_tokens", "total_tokens",
+        "estimated_cost_usd", "billed",
+    ])
+    for row in summary.rows:
+        writer.writerow([
+            row.day.isoformat() if row.day else "", row.key_id, _csv_cell(row.key_name), row.tier_slug, row.requests,
+            row.prompt_tokens, row.completion_tokens, row.total_tokens, f"{row.cost_micros / 1_000_000:.6f}",
+            "yes" if row.billed else "no",
+        ])
+    return response

@@ -13,12 +13,15 @@ register = template.Library()
 
 
 @register.filter
-def usd(micros: int | None) -> str:
-    """1_500_000 -> "$1.50"."""
+def usd(micros: int | None, places: int = 2) -> str:
+    """1_500_000 -> "$1.50"; {{ cost|usd:6 }}: 24_600 -> "$0.024600" (API costs are fractions of a cent)."""
     micros = int(micros or 0)
+    places = max(0, min(6, int(places)))
     sign = "-" if micros < 0 else ""
-    cents = round(abs(micros) / 10_000)
-    return f"{sign}${intcomma(cents // 100)}.{cents % 100:02d}"
+    unit = 10 ** (6 - places)
+    amount = (abs(micros) + unit // 2) // unit  # half up, in units of the last place shown
+    dollars, fraction = divmod(amount, 10**places)
+    return f"{sign}${intcomma(dollars)}" + (f".{fraction:0{places}d}" if places else "")
 
 
 def _k(tokens: int) -> str:
