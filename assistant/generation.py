@@ -75,7 +75,10 @@ async def _read_upstream(handle: RunHandle, messages: list[dict], max_tokens: in
     spec = handle.spec
     try:
         async for chunk in stream_chat(
-            spec.tier.endpoint, messages=messages, max_tokens=max_tokens, sampling=spec.tier.sampling
+            spec.tier.endpoint, messages=messages, max_tokens=max_tokens, sampling=spec.tier.sampling,
+            # The run id follows the request into the model server's log; a router in front
+            # of a tier's replicas keeps a conversation on one replica (its prefix cache).
+            headers={"x-request-id": spec.run_id, "x-lhama-conversation": spec.conversation_id},
         ):
             handle.queue.put_nowait(chunk)
         handle.queue.put_nowait(_END)

@@ -228,9 +228,11 @@ async def stream_chat(
     messages: Sequence[dict],
     max_tokens: int,
     sampling: dict | None = None,
+    headers: dict[str, str] | None = None,
 ) -> AsyncIterator[StreamChunk]:
     """Stream a chat completion. Closing the generator (or cancelling its consumer)
-    closes the upstream response, so the server stops generating.
+    closes the upstream response, so the server stops generating. `headers` are sent as
+    well (the run's `x-request-id` and the routing key of a router in front of replicas).
 
     One retry, and only before the first token, for a server that is down, a dropped
     connection, or a 5xx; 4xx, malformed chunks and timeouts are not retried.
@@ -252,7 +254,9 @@ async def stream_chat(
     while True:
         attempt += 1
         try:
-            async with client.stream("POST", url, json=body, headers=endpoint.headers(), timeout=timeout) as response:
+            async with client.stream(
+                "POST", url, json=body, headers={**endpoint.headers(), **(headers or {})}, timeout=timeout
+            ) as response:
                 if response.status_code >= 400:
                     detail = _error_detail(await response.aread())
                     error_class = UpstreamHTTPError

@@ -61,6 +61,7 @@ def words(n: int, prefix: str = "w") -> list[str]:
 class RequestRecord:
     body: dict
     started: float
+    headers: dict[str, str] = field(default_factory=dict)  # lower-cased names
     sent_tokens: int = 0
     disconnected: bool = False
     finished: bool = False
@@ -231,7 +232,9 @@ class FakeUpstream:
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
-        record = RequestRecord(body=body, started=time.monotonic())
+        record = RequestRecord(
+            body=body, started=time.monotonic(), headers={k.lower(): v for k, v in request.headers.items()}
+        )
         self.records.append(record)
         try:
             return await self._answer(request, body, record)

@@ -13,6 +13,8 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
+from config import logs
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("LHAMA_VAR_DIR", default=str(BASE_DIR / "var")))
 
@@ -66,6 +68,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.logs.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -397,12 +400,20 @@ BILLING_METER_CLAIM_S = env.int("BILLING_METER_CLAIM_S", default=300)
 # after commit): ads pauses the advertiser's campaigns below zero and resumes them above.
 BILLING_BALANCE_CHANGED = "ads.services.funding.advertiser_balance_changed"
 
-# --- logging ---------------------------------------------------------------------
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.channels.server": {"level": "WARNING"}},
-}
+# --- operations: logs, metrics, drain (docs/deploy.md) ---------------------------------
+# JSON lines in production, readable lines otherwise; every line carries the run's or the
+# request's id (config/logs.py).
+LOGGING = logs.logging_config(production=PRODUCTION, level=env.str("LOG_LEVEL", default="INFO"))
+# /metrics (config/metrics.py): staff, or `Authorization: Bearer <METRICS_TOKEN>`. Empty: no token works.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Where prometheus_client's multiprocess mode keeps each process's files (it reads the
+# variable itself; one directory per host or container, emptied when it starts).
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+# SIGTERM to a web process: it refuses new sockets and runs, tells its sockets to reconnect
+# elsewhere, and gives the runs it owns this long to finish; what is left is saved as
+# interrupted (the user can continue it).
+LHAMA_DRAIN_S = env.float("LHAMA_DRAIN_S", default=25.0)
+# Each web process writes a heartbeat this often; the reaper takes a process silent for
+# ASSISTANT_PROCESS_STALE_S for dead (SIGKILL, a crash) and interrupts its runs.
+ASSISTANT_PROCESS_HEARTBEAT_S = env.float("ASSISTANT_PROCESS_HEARTBEAT_S", default=2.0)
+ASSISTANT_PROCESS_STALE_S = env.float("ASSISTANT_PROCESS_STALE_S", default=6.0)
