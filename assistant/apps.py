@@ -17,5 +17,9 @@ class AssistantConfig(AppConfig):
                     "task": "assistant.runs_reap_orphans",
                     "schedule": timedelta(seconds=30),
                 },
+                "assistant-sweep-temporary-chats": {
+                    "task": "assistant.temporary_conversations_sweep",
+                    "schedule": timedelta(minutes=10),
+                },
             }
         )

@@ -30,6 +30,7 @@ from accounts.selectors import session_is_current
 from assistant import events, runs, selectors, services
 from assistant.runfollow import run_follow
 from assistant.signals import GUEST_KEY
+from assistant.temporary import temporary_conversations_close
 from config.clientip import client_ip_for_scope
 
 logger = logging.getLogger(__name__)
@@ -67,6 +68,11 @@ class _InvalidFrame(Exception):
     pass
 
 
+def _text_before(run) -> str:
+    """The text a continue run goes on from (its answer's first `text_before` characters)."""
+    return run.assistant_message.content[: run.text_before] if run.text_before else ""
+
+
 # A JSON string (escapes included; an unterminated one runs to the end), or one bracket.
 _JSON_TOKEN = re.compile(r'"(?:[^"\\]++|\\.)*+"?|[\[\]{}]')
 
@@ -102,6 +108,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.session_ended = False
         self.followers: dict[str, asyncio.Task] = {}
         self.groups_joined: set[str] = set()
+        self.temporary_conversations: set[str] = set()  # deleted when this socket closes
         self.bucket = FRAME_BURST
         self.bucket_at = time.monotonic()
         self.flood_warnings = 0
@@ -134,6 +141,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             task.cancel()
         for group in getattr(self, "groups_joined", set()):
             await self.channel_layer.group_discard(group, self.channel_name)
+        if getattr(self, "temporary_conversations", None):
+            await temporary_conversations_close(owner=self.owner, conversation_ids=self.temporary_conversations)
 
     # --- framing, flood control ------------------------------------------------------
 
@@ -233,6 +242,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         else:
             conversation_id = _str_field(frame, "conversation_id", max_len=64)
         message_id = _str_field(frame, "message_id", max_len=64) if action != "send" else None
+        temporary = frame.get("temporary", False) if action == "send" else False
+        if not isinstance(temporary, bool):
+            raise _InvalidFrame("`temporary` must be true or false.")
         content = ""
         if action in ("send", "edit"):
             content = frame.get("content")
@@ -259,7 +271,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             tier_slug=tier,
             content=content,
             message_id=message_id,
+            temporary=temporary,
         )
+        if spec.temporary:
+            self.temporary_conversations.add(spec.conversation_id)
         await self._join_conversation(spec.conversation_id)
         await self.send_json(events.run_started(spec=spec))
         self._follow(spec.run_id, conversation_id=spec.conversation_id, resync=False)
@@ -272,6 +287,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     async def handle_edit(self, frame: dict) -> None:
         await self._start(frame, action="edit")
+
+    async def handle_continue(self, frame: dict) -> None:
+        await self._start(frame, action="continue")
 
     async def _owned_run(self, frame: dict):
         run_id = _str_field(frame, "run_id", max_len=64)
@@ -287,14 +305,14 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             raise _InvalidFrame("`after_seq` must be a non-negative integer.")
         run = await self._owned_run(frame)
         await self._join_conversation(str(run.conversation_id))
-        self._follow(str(run.pk), conversation_id=str(run.conversation_id), resync=True)
+        self._follow(str(run.pk), conversation_id=str(run.conversation_id), resync=True, text_before=_text_before(run))
 
     async def handle_stop(self, frame: dict) -> None:
         run = await self._owned_run(frame)
         run_id = str(run.pk)
         if run_id not in self.followers:
             await self._join_conversation(str(run.conversation_id))
-            self._follow(run_id, conversation_id=str(run.conversation_id), resync=True)
+            self._follow(run_id, conversation_id=str(run.conversation_id), resync=True, text_before=_text_before(run))
         if run.status == run.Status.RUNNING:
             await runs.run_stop(run_id=run_id, owner=run.owner)
 
@@ -305,6 +323,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         events.MESSAGE_SEND: handle_send,
         events.MESSAGE_REGENERATE: handle_regenerate,
         events.MESSAGE_EDIT: handle_edit,
+        events.MESSAGE_CONTINUE: handle_continue,
         events.RUN_SUBSCRIBE: handle_subscribe,
         events.RUN_STOP: handle_stop,
         events.PING: handle_ping,
@@ -320,7 +339,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
             self.groups_joined.add(group)
 
-    def _follow(self, run_id: str, *, conversation_id: str, resync: bool) -> None:
+    def _follow(self, run_id: str, *, conversation_id: str, resync: bool, text_before: str = "") -> None:
         previous = self.followers.pop(run_id, None)
         if previous is not None:
             previous.cancel()
@@ -329,7 +348,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if len(self.followers) >= MAX_FOLLOWED_RUNS:
             oldest = next(iter(self.followers))
             self.followers.pop(oldest).cancel()
-        frames = run_follow(owner=self.owner, run_id=run_id, conversation_id=conversation_id, resync=resync)
+        frames = run_follow(
+            owner=self.owner, run_id=run_id, conversation_id=conversation_id, resync=resync, text_before=text_before
+        )
         self.followers[run_id] = asyncio.get_running_loop().create_task(self._forward(run_id, frames))
 
     async def _forward(self, run_id: str, frames: AsyncIterator[dict]) -> None:

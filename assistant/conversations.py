@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from assistant.models import Conversation, Message
+from assistant.branches import MessageTree, branch_active, conversation_tree
+from assistant.models import Conversation, GenerationRun, Message
 from assistant.selectors import Owner, _owner_q, parse_uuid
+from assistant.services import message_is_continuable
 
 UNTITLED = "New conversation"
 
@@ -23,34 +25,53 @@ def message_get_for_owner(*, owner: Owner, message_id: Any) -> Message | None:
     return Message.objects.filter(_owner_q(owner, "conversation__"), pk=pk).select_related("conversation").first()
 
 
-def conversation_thread(*, conversation: Conversation) -> list[Message]:
-    """The messages to show, oldest first: no system prompt, and for each question only
-    its latest answer (a regenerated answer replaces the one before it on screen)."""
-    messages = list(
-        conversation.messages.exclude(role=Message.Role.SYSTEM).select_related("tier", "run").order_by("created_at")
-    )
-    latest_reply: dict[Any, Message] = {}
-    for message in messages:
-        if message.role == Message.Role.ASSISTANT and message.parent_id is not None:
-            latest_reply[message.parent_id] = message  # later created_at wins
-    return [
-        m
-        for m in messages
-        if m.role != Message.Role.ASSISTANT or m.parent_id is None or latest_reply[m.parent_id] is m
-    ]
+def conversation_thread(*, conversation: Conversation, tree: MessageTree | None = None) -> list[Message]:
+    """The active branch as shown on screen, oldest first (assistant.branches): each
+    message with `.versions` and `.continuable`, and an answer still being written with
+    `.live_run_id`."""
+    thread = branch_active(conversation=conversation, tree=tree)
+    streaming = [m.pk for m in thread if m.status == Message.Status.STREAMING]
+    live: dict[Any, Any] = {}
+    if streaming:
+        live = dict(
+            GenerationRun.objects.filter(assistant_message__in=streaming, status=GenerationRun.Status.RUNNING)
+            .values_list("assistant_message_id", "pk")
+        )
+    for message in thread:
+        message.live_run_id = live.get(message.pk)
+        message.continuable = message_is_continuable(message)
+    return thread
+
+
+# What the exports say about versions (docs/protocol.md, "Branches").
+JSON_EXPORT_BRANCHES = (
+    "Every version of every message is included: parent_id links a message to the one before it, "
+    "messages with the same parent are versions of one another, and on_active_branch marks the "
+    "branch shown in the chat."
+)
+MARKDOWN_EXPORT_BRANCHES = (
+    "This is the branch shown in the chat; {hidden} message(s) on other versions are not included "
+    "(the JSON export has every version)."
+)
 
 
 def conversation_export_data(*, conversation: Conversation) -> dict:
+    """The JSON export: the whole message tree, oldest first, the active branch marked."""
     tier = conversation.tier
+    tree = conversation_tree(conversation=conversation)
+    active = {m.pk for m in tree.active_path(conversation.active_leaf_id)}
     return {
         "id": str(conversation.pk),
         "title": conversation.title or UNTITLED,
         "tier": tier.slug if tier else None,
         "created_at": conversation.created_at.isoformat(),
         "updated_at": conversation.updated_at.isoformat(),
+        "branches": JSON_EXPORT_BRANCHES,
         "messages": [
             {
                 "id": str(m.pk),
+                "parent_id": str(m.parent_id) if m.parent_id in tree.by_id else None,
+                "on_active_branch": m.pk in active,
                 "role": m.role,
                 "content": m.content,
                 "status": m.status,
@@ -58,15 +79,21 @@ def conversation_export_data(*, conversation: Conversation) -> dict:
                 "created_at": m.created_at.isoformat(),
                 "feedback": m.feedback or None,
             }
-            for m in conversation_thread(conversation=conversation)
+            for m in tree.messages
         ],
     }
 
 
 def conversation_export_markdown(*, conversation: Conversation) -> str:
+    """The Markdown export: the active branch, saying how much of the tree it leaves out."""
     title = conversation.title or UNTITLED
     lines = [f"# {title}", "", f"Exported from Lhama · started {conversation.created_at:%Y-%m-%d %H:%M} UTC", ""]
-    for m in conversation_thread(conversation=conversation):
+    tree = conversation_tree(conversation=conversation)
+    thread = conversation_thread(conversation=conversation, tree=tree)
+    hidden = len(tree.messages) - len(thread)
+    if hidden:
+        lines += [f"_{MARKDOWN_EXPORT_BRANCHES.format(hidden=hidden)}_", ""]
+    for m in thread:
         if m.role == Message.Role.USER:
             heading = "## You"
         else:

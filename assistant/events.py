@@ -37,10 +37,13 @@ PROTOCOL_VERSION = 1
 MESSAGE_SEND = "message.send"
 MESSAGE_REGENERATE = "message.regenerate"
 MESSAGE_EDIT = "message.edit"
+MESSAGE_CONTINUE = "message.continue"
 RUN_SUBSCRIBE = "run.subscribe"
 RUN_STOP = "run.stop"  # a client's frame, and the control message of the same name
 PING = "ping"
-CLIENT_FRAMES = frozenset({MESSAGE_SEND, MESSAGE_REGENERATE, MESSAGE_EDIT, RUN_SUBSCRIBE, RUN_STOP, PING})
+CLIENT_FRAMES = frozenset({
+    MESSAGE_SEND, MESSAGE_REGENERATE, MESSAGE_EDIT, MESSAGE_CONTINUE, RUN_SUBSCRIBE, RUN_STOP, PING
+})
 
 HELLO = "hello"
 RUN_STARTED = "run.started"
@@ -110,7 +113,7 @@ def hello(*, authenticated: bool, display_name: str, max_message_chars: int) -> 
 
 
 def run_started(*, spec: RunSpec) -> dict:
-    return {
+    frame = {
         "type": RUN_STARTED,
         "client_id": spec.client_id,
         "run_id": spec.run_id,
@@ -118,6 +121,23 @@ def run_started(*, spec: RunSpec) -> dict:
         "user_message_id": spec.user_message_id,
         "assistant_message_id": spec.assistant_message_id,
         "tier": {"slug": spec.tier.slug, "display_name": spec.tier.display_name, "served_by": spec.tier.served_by},
+        "temporary": spec.temporary,
+        # A continue: the answer already has this many characters; deltas follow them.
+        "continues": len(spec.text_before),
+    }
+    if spec.versions is not None:
+        frame["versions"] = versions(message_id=spec.versions_of, versions=spec.versions)
+    return frame
+
+
+def versions(*, message_id: str, versions) -> dict:
+    """A message's place among its versions (assistant.branches.Versions)."""
+    return {
+        "message_id": message_id,
+        "index": versions.index,
+        "count": versions.count,
+        "previous_id": versions.previous_id,
+        "next_id": versions.next_id,
     }
 
 

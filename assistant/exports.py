@@ -1,17 +1,29 @@
-"""What the assistant contributes to a user's data export: conversations and messages."""
+"""What the assistant contributes to a user's data export: conversations and messages.
+
+Every version of every message is exported (the whole message tree: `parent_id` links a
+message to the one before it, `on_active_branch` marks the branch shown in the chat).
+Temporary chats are never exported (they are not kept)."""
 
 from __future__ import annotations
 
 from django.db.models import Prefetch
 
+from assistant.branches import MessageTree
+from assistant.conversations import JSON_EXPORT_BRANCHES
 from assistant.models import Conversation, Message
 
 
 def user_export(*, user) -> dict:
     conversations = (
-        Conversation.objects.filter(user=user).select_related("tier").prefetch_related(Prefetch("messages", queryset=Message.objects.select_related("tier").order_by("created_at"))).order_by("created_at")
+        Conversation.objects.filter(user=user, is_temporary=False).select_related("tier").prefetch_related(Prefetch("messages", queryset=Message.objects.select_related("tier").order_by("created_at"))).order_by("created_at")
     )
+    conversations = list(conversations)
+    active = set()
+    for conversation in conversations:
+        tree = MessageTree(list(conversation.messages.all()))
+        active.update(m.pk for m in tree.active_path(conversation.active_leaf_id))
     return {
+        "branches": JSON_EXPORT_BRANCHES,
         "conversations": [
             {
                 "id": str(conversation.pk),
@@ -24,6 +36,8 @@ def user_export(*, user) -> dict:
                 "messages": [
                     {
                         "id": str(message.pk),
+                        "parent_id": str(message.parent_id) if message.parent_id else None,
+                        "on_active_branch": message.pk in active,
                         "role": message.role,
                         "content": message.content,
                         "status": message.status,

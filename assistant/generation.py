@@ -47,6 +47,12 @@ class RunHandle:
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
     snapshotted_len: int = 0
 
+    def __post_init__(self) -> None:
+        if self.spec.text_before and not self.parts:
+            # A continue: the answer's text so far comes first; deltas carry only what follows.
+            self.parts.append(self.spec.text_before)
+            self.snapshotted_len = len(self.spec.text_before)
+
     @property
     def text(self) -> str:
         return "".join(self.parts)

@@ -24,13 +24,17 @@ logger = logging.getLogger(__name__)
 MAX_LOG_RETRIES = 3
 
 
-async def run_follow(*, owner: Owner, run_id: str, conversation_id: str, resync: bool) -> AsyncIterator[dict]:
+async def run_follow(
+    *, owner: Owner, run_id: str, conversation_id: str, resync: bool, text_before: str = ""
+) -> AsyncIterator[dict]:
     """The frames of a run, until its end.
 
     With `resync` (a reconnect, another tab, a stop from another socket): first the text
     so far as one `run.resync`, then the final frames it already has, then live frames.
     Without (the socket that started the run): every frame from the first. Ownership is
     the caller's to check. A follower that loses the log for good ends with an error.
+    `text_before`: the text a continue run goes on from (its log holds only what follows),
+    put in front of the resync's text so that a resync always carries the whole answer.
     """
     log = run_log()
     try:
@@ -46,7 +50,7 @@ async def run_follow(*, owner: Owner, run_id: str, conversation_id: str, resync:
                 run_id=run_id,
                 conversation_id=conversation_id,
                 seq=snapshot.last_delta_seq,
-                text=snapshot.text,
+                text=text_before + snapshot.text,
                 status=events.status_of_final(snapshot.last(events.DONE) or snapshot.last(events.ERROR)),
             )
             for event in snapshot.events:

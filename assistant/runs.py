@@ -91,6 +91,7 @@ async def run_launch(
     content: str = "",
     message_id: str | None = None,
     admit: Callable[[], bool] | None = None,
+    temporary: bool = False,
 ) -> services.RunSpec:
     """Start an answer owned by this process (see services.run_begin for `action`).
 
@@ -110,6 +111,7 @@ async def run_launch(
         tier_slug=tier_slug,
         content=content,
         message_id=message_id,
+        temporary=temporary,
         run_owner=await _process_owner(),
     )
     if admit is not None and not admit():

@@ -56,17 +56,23 @@ def parse_uuid(value) -> uuid.UUID | None:
 
 
 def conversations_for_owner(*, owner: Owner, query: str = "") -> QuerySet[Conversation]:
-    qs = Conversation.objects.filter(_owner_q(owner)).select_related("tier")
+    """The owner's conversations for the list and its search (never a temporary chat)."""
+    qs = Conversation.objects.filter(_owner_q(owner), is_temporary=False).select_related("tier")
     if query:
         qs = qs.filter(Q(title__icontains=query) | Q(messages__content__icontains=query)).distinct()
     return qs.order_by("-updated_at")
 
 
-def conversation_get_for_owner(*, owner: Owner, conversation_id) -> Conversation | None:
+def conversation_get_for_owner(*, owner: Owner, conversation_id, include_temporary: bool = False) -> Conversation | None:
+    """The owner's conversation, or None. A temporary chat exists only for the chat socket
+    (`include_temporary`): pages, exports, sharing and the rest read it as missing."""
     pk = parse_uuid(conversation_id) if not isinstance(conversation_id, uuid.UUID) else conversation_id
     if pk is None or not owner.is_known:
         return None
-    return Conversation.objects.filter(_owner_q(owner), pk=pk).select_related("tier").first()
+    qs = Conversation.objects.filter(_owner_q(owner), pk=pk)
+    if not include_temporary:
+        qs = qs.filter(is_temporary=False)
+    return qs.select_related("tier").first()
 
 
 def conversation_get_shared(*, share_token: str) -> Conversation | None:

@@ -26,10 +26,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from assistant import events
+from assistant.branches import MessageTree, Versions
 from assistant.inference import Endpoint, endpoint_for_tier, estimate_messages
 from assistant.models import Conversation, GenerationRun, Message, ModelTier
 from assistant.prompts import PromptTooLong, fit_messages, system_prompt
-from assistant.selectors import Owner, conversation_get_for_owner, parse_uuid
+from assistant.selectors import Owner, conversation_get_for_owner
 from billing.public import (
     Entitlements,
     QuotaExceeded,
@@ -114,6 +115,12 @@ class RunSpec:
     title_needed: bool
     reservation: Reservation | None = None
     ad_request: Any = None
+    # A continue: the answer's text so far (the run's text starts with it; deltas follow it).
+    text_before: str = ""
+    temporary: bool = False
+    # The new message's place among its versions (a regenerated answer, an edited question).
+    versions: Versions | None = None
+    versions_of: str | None = None  # the id of the message `versions` is about
 
 
 # --- billing (entitlements, quotas) and ads, through their public modules ------------------
@@ -197,7 +204,28 @@ def _history_turns(messages) -> list[dict]:
     return turns
 
 
-def _tier_info(tier: ModelTier) -> TierInfo:
+# Continuing an answer: the partial answer is the last (assistant) message, and the server
+# is asked to extend it rather than start a new turn. vLLM's chat endpoint takes these two
+# fields (the chat template leaves the final message open, without its end-of-turn
+# token); llama.cpp's own server prefills a trailing assistant message by default and
+# ignores them. llama-cpp-python's server (the embedded default) ignores them too and
+# renders the partial answer as a closed turn: its continuation is a new turn's text.
+CONTINUE_REQUEST_FIELDS = {"continue_final_message": True, "add_generation_prompt": False}
+CONTINUABLE_STATUSES = (Message.Status.STOPPED, Message.Status.INTERRUPTED)
+
+
+def message_is_continuable(message: Message) -> bool:
+    """An answer stopped by its reader, cut by the output limit or interrupted by a crash,
+    with some text to go on from."""
+    return (
+        message.role == Message.Role.ASSISTANT
+        and bool(message.content)
+        and (message.status in CONTINUABLE_STATUSES
+             or (message.status == Message.Status.COMPLETE and message.finish_reason == "length"))
+    )
+
+
+def _tier_info(tier: ModelTier, *, extra_fields: dict | None = None) -> TierInfo:
     return TierInfo(
         slug=tier.slug,
         display_name=tier.display_name,
@@ -205,7 +233,7 @@ def _tier_info(tier: ModelTier) -> TierInfo:
         endpoint=endpoint_for_tier(tier),
         context_length=tier.context_length,
         max_output_tokens=tier.max_output_tokens,
-        sampling=dict(tier.sampling or {}),
+        sampling={**(tier.sampling or {}), **(extra_fields or {})},
     )
 
 
@@ -220,12 +248,17 @@ def run_begin(
     content: str = "",
     message_id: str | None = None,
     run_owner: str,
+    temporary: bool = False,
 ) -> RunSpec:
     """Check, reserve quota, and insert the messages and the run in one transaction.
 
-    action: "send" (new user message), "regenerate" (redo an assistant message), "edit"
-    (replace a user message; later turns are dropped). Raises RunRejected with the
-    protocol's code; nothing is written then.
+    action: "send" (a new question at the end of the active branch), "regenerate" (a new
+    version of an answer), "edit" (a new version of a question, and its answer),
+    "continue" (go on writing a stopped, cut or interrupted answer, in the same message).
+    Nothing is ever deleted: versions are siblings in the message tree (assistant.branches)
+    and the new message's branch becomes the active one; the prompt is that branch only.
+    `temporary` (with "send" and no conversation): a temporary chat (assistant.temporary).
+    Raises RunRejected with the protocol's code; nothing is written then.
     """
     if not owner.is_known:
         raise RunRejected("session_required", "Your session has expired. Reload the page to keep chatting.")
@@ -241,38 +274,45 @@ def run_begin(
         )
 
     conversation: Conversation | None = None
+    tree = MessageTree([])
     history: list[Message] = []
-    drop_from: Message | None = None
-    parent: Message | None = None
+    parent: Message | None = None  # the new user message's parent (send, edit) or the answer's (regenerate)
+    target: Message | None = None
     if conversation_id is not None:
-        conversation = conversation_get_for_owner(owner=owner, conversation_id=conversation_id)
+        conversation = conversation_get_for_owner(owner=owner, conversation_id=conversation_id, include_temporary=True)
         if conversation is None:
             raise RunRejected("not_found", "That conversation does not exist.")
         if conversation.runs.filter(status=GenerationRun.Status.RUNNING).exists():
             raise RunRejected(
                 "conversation_busy", "An answer is still being written in this conversation.", retryable=True
             )
-        history = list(conversation.messages.order_by("created_at"))
+        tree = MessageTree(list(conversation.messages.exclude(role=Message.Role.SYSTEM)))
     elif action != "send":
         raise RunRejected("not_found", "That conversation does not exist.")
+    temporary = conversation.is_temporary if conversation is not None else bool(temporary)
 
-    if action in ("regenerate", "edit"):
-        target_pk = parse_uuid(message_id)
-        target = next((m for m in history if m.pk == target_pk), None)
-        wanted_role = Message.Role.ASSISTANT if action == "regenerate" else Message.Role.USER
+    if action == "send":
+        history = tree.active_path(conversation.active_leaf_id) if conversation is not None else []
+        parent = history[-1] if history else None
+    else:
+        target = tree.get(message_id)
+        wanted_role = Message.Role.USER if action == "edit" else Message.Role.ASSISTANT
         if target is None or target.role != wanted_role:
             raise RunRejected("not_found", "That message does not exist in this conversation.")
-        position = history.index(target)
-        if action == "regenerate":
-            # Redo the answer to the same user message: drop it and everything after it.
-            parent = target.parent or next(
-                (m for m in reversed(history[:position]) if m.role == Message.Role.USER), None
-            )
-            if parent is None:
+        if action == "continue":
+            if not message_is_continuable(target):
+                raise RunRejected(
+                    "not_continuable",
+                    "Only an answer that was stopped, cut off at the length limit or interrupted can be continued.",
+                )
+            history = tree.path_to(target)  # the partial answer is the prompt's last message
+            parent = tree.by_id.get(target.parent_id)
+        else:
+            # A new version beside the target: same parent, the branch above it as history.
+            parent = tree.by_id.get(target.parent_id)
+            history = tree.path_to(parent)
+            if action == "regenerate" and (parent is None or parent.role != Message.Role.USER):
                 raise RunRejected("not_found", "That answer has no question to answer again.")
-        # The target and every later turn are replaced (an edit replaces its question too).
-        drop_from = target
-        history = history[:position]
 
     turns = _history_turns(history)
     if action in ("send", "edit"):
@@ -286,7 +326,12 @@ def run_begin(
         )
     except PromptTooLong as exc:
         raise RunRejected("too_large", exc.message) from exc
-    exact_fit_needed = len(messages) - 1 < len(turns) and tier.tokenizer != ModelTier.Tokenizer.ESTIMATE
+    if action == "continue" and (len(messages) < 3 or messages[-1]["role"] != "assistant"):
+        # fit_messages never starts with an answer: the question and its partial answer must both fit.
+        raise RunRejected("too_large", "This answer is too long to continue within the model's context window.")
+    exact_fit_needed = (
+        len(messages) - 1 < len(turns) and tier.tokenizer != ModelTier.Tokenizer.ESTIMATE and action != "continue"
+    )
 
     reservation = None
     try:
@@ -305,51 +350,68 @@ def run_begin(
                     session_key="" if owner.user_id else owner.session_key,
                     tier=tier,
                     custom_instructions=custom,
+                    is_temporary=temporary,
                 )
-                title_needed = True
+                title_needed = not temporary
             else:
-                title_needed = not conversation.title and not conversation.title_is_custom
-                Conversation.objects.filter(pk=conversation.pk).update(tier=tier, updated_at=now)
-            if drop_from is not None:
-                conversation.messages.filter(created_at__gte=drop_from.created_at).exclude(
-                    pk=parent.pk if parent else None
-                ).delete()
+                title_needed = not conversation.title and not conversation.title_is_custom and not temporary
             user_message = None
-            if action in ("send", "edit"):
-                user_message = Message(
-                    conversation=conversation, role=Message.Role.USER, content=content, tier=tier, created_at=now
+            text_before = ""
+            if action == "continue":
+                assistant_message = target
+                question = parent
+                text_before = target.content
+                Message.objects.filter(pk=target.pk).update(
+                    status=Message.Status.STREAMING, finish_reason="", error_code="", updated_at=now
                 )
-                parent = user_message
-            assistant_message = Message(
-                conversation=conversation,
-                role=Message.Role.ASSISTANT,
-                status=Message.Status.STREAMING,
-                tier=tier,
-                parent=parent,
-                created_at=now + timedelta(microseconds=1),
+            else:
+                if action in ("send", "edit"):
+                    user_message = Message(
+                        conversation=conversation, role=Message.Role.USER, content=content, tier=tier,
+                        parent=parent, created_at=now,
+                    )
+                question = user_message or parent
+                assistant_message = Message(
+                    conversation=conversation,
+                    role=Message.Role.ASSISTANT,
+                    status=Message.Status.STREAMING,
+                    tier=tier,
+                    parent=question,
+                    created_at=now + timedelta(microseconds=1),
+                )
+                Message.objects.bulk_create([m for m in (user_message, assistant_message) if m is not None])
+            # The new answer's branch is the active one from now on.
+            Conversation.objects.filter(pk=conversation.pk).update(
+                tier=tier, updated_at=now, active_leaf=assistant_message
             )
-            Message.objects.bulk_create([m for m in (user_message, assistant_message) if m is not None])
             run = GenerationRun.objects.create(
                 conversation=conversation,
-                user_message=parent,
+                user_message=question,
                 assistant_message=assistant_message,
                 tier=tier,
                 client_id=client_id[:64],
                 owner=run_owner,
                 heartbeat_at=now,
+                text_before=len(text_before),
             )
     except Exception:
         _quota_release_quietly(reservation=reservation)
         raise
 
+    versions = versions_of = None
+    if action in ("regenerate", "edit"):
+        new_version = assistant_message if action == "regenerate" else user_message
+        tree = MessageTree([*tree.messages, *(m for m in (user_message, assistant_message) if m is not None)])
+        versions, versions_of = tree.versions(new_version), str(new_version.pk)
+
     return RunSpec(
         run_id=str(run.pk),
         conversation_id=str(conversation.pk),
-        user_message_id=str(parent.pk) if parent else None,
+        user_message_id=str(question.pk) if question else None,
         assistant_message_id=str(assistant_message.pk),
         client_id=client_id,
         owner=owner,
-        tier=_tier_info(tier),
+        tier=_tier_info(tier, extra_fields=CONTINUE_REQUEST_FIELDS if action == "continue" else None),
         system=system,
         context_length=context_length,
         turns=turns,
@@ -358,7 +420,8 @@ def run_begin(
         exact_fit_needed=exact_fit_needed,
         title_needed=title_needed,
         reservation=reservation,
-        ad_request=_ad_request(
+        # A temporary chat shows no ads: the ad request is never made, so no ad event is recorded.
+        ad_request=None if temporary else _ad_request(
             owner=owner,
             user=user,
             conversation_id=str(conversation.pk),
@@ -366,6 +429,10 @@ def run_begin(
             entitlements=entitlements,
             ads_dismissed=conversation.ads_dismissed,
         ),
+        text_before=text_before,
+        temporary=temporary,
+        versions=versions,
+        versions_of=versions_of,
     )
 
 
@@ -413,12 +480,13 @@ def run_finish(
         )
         if not updated:
             return False
+        # Usage adds up over the answer's runs (0 before its first; one more per continue).
         Message.objects.filter(pk=assistant_message_id).update(
             content=text,
             status=status,
             finish_reason=finish_reason[:32],
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
+            prompt_tokens=F("prompt_tokens") + prompt_tokens,
+            completion_tokens=F("completion_tokens") + completion_tokens,
             usage_counted=usage_counted,
             error_code=error_code,
             updated_at=now,
@@ -506,6 +574,8 @@ def conversation_delete(*, conversation: Conversation) -> None:
 
 
 def conversation_share(*, conversation: Conversation) -> str:
+    if conversation.is_temporary:
+        raise ValueError("A temporary chat cannot be shared.")
     if not conversation.share_token:
         conversation.share_token = secrets.token_urlsafe(24)
         conversation.save(update_fields=["share_token", "updated_at"])

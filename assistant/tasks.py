@@ -44,3 +44,10 @@ def runs_reap_orphans() -> None:
     run_ids = reap()
     if run_ids:
         asyncio.run(_notify(run_ids))
+
+
+@shared_task(name="assistant.temporary_conversations_sweep", ignore_result=True)
+def temporary_conversations_sweep() -> int:
+    from assistant.temporary import temporary_conversations_sweep as sweep
+
+    return sweep()

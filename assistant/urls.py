@@ -14,6 +14,7 @@ urlpatterns = [
     path("c/<uuid:conversation_id>/share", views.conversation_share, name="conversation_share"),
     path("c/<uuid:conversation_id>/share/revoke", views.conversation_share_revoke, name="conversation_share_revoke"),
     path("c/<uuid:conversation_id>/export.<str:fmt>", views.conversation_export, name="conversation_export"),
+    path("c/<uuid:conversation_id>/branch", views.conversation_branch, name="conversation_branch"),
     path("m/<uuid:message_id>/feedback", views.message_feedback, name="message_feedback"),
     path("s/<str:token>/", views.shared, name="shared"),
 ]

@@ -19,8 +19,8 @@ from django.utils.safestring import mark_safe
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from assistant import branches, selectors, services
 from assistant import conversations as conv
-from assistant import selectors, services
 from assistant.forms import FeedbackForm, RenameForm, SearchForm
 from assistant.markdown import render_markdown
 from assistant.models import Conversation, ModelTier
@@ -238,15 +238,37 @@ def message_feedback(request: HttpRequest, message_id) -> JsonResponse:
     return JsonResponse({"id": str(message.pk), "feedback": message.feedback})
 
 
+@require_POST
+def conversation_branch(request: HttpRequest, conversation_id) -> HttpResponse:
+    """Show another version of a message: its branch becomes the active one (stored), and
+    the page gets that branch's messages to put in place of the thread's (a temporary chat
+    too: the page showing it is the one place it exists)."""
+    conversation = selectors.conversation_get_for_owner(
+        owner=owner_for(request), conversation_id=conversation_id, include_temporary=True
+    )
+    if conversation is None:
+        raise Http404("No such conversation.")
+    try:
+        branches.branch_switch(conversation=conversation, message_id=request.POST.get("message_id", ""))
+    except branches.BranchError as exc:
+        if exc.code == "not_found":
+            raise Http404(exc.message) from exc
+        return HttpResponse(exc.message, status=409, content_type="text/plain; charset=utf-8")
+    thread = with_html(conv.conversation_thread(conversation=conversation))
+    return render(request, f"{CHAT_TEMPLATE}#thread_messages", {"thread": thread})
+
+
 @require_GET
 def shared(request: HttpRequest, token: str) -> HttpResponse:
     conversation = selectors.conversation_get_shared(share_token=token)
-    if conversation is None:
+    if conversation is None or conversation.is_temporary:
         raise Http404("This link was revoked or never existed.")
+    tree = branches.conversation_tree(conversation=conversation)
+    thread = with_html(conv.conversation_thread(conversation=conversation, tree=tree))
     response = render(
         request,
         "assistant/shared.html",
-        {"conversation": conversation, "thread": with_html(conv.conversation_thread(conversation=conversation))},
+        {"conversation": conversation, "thread": thread, "hidden_versions": len(tree.messages) - len(thread)},
     )
     response["X-Robots-Tag"] = "noindex"
     response["Referrer-Policy"] = "no-referrer"

@@ -544,7 +544,7 @@ async def test_guest_chats_through_the_session(upstream, tier):
 # --- regenerate, edit, history ------------------------------------------------------------------
 
 
-async def test_regenerate_replaces_the_answer(upstream, tier, member, sessions):
+async def test_regenerate_keeps_the_answer_as_a_version(upstream, tier, member, sessions):
     socket = await open_socket(sessions["member"])
     await socket.send(send_frame("Tell me a joke"))
     first = (await socket.until("done"))[0]
@@ -556,13 +556,15 @@ async def test_regenerate_replaces_the_answer(upstream, tier, member, sessions):
     assert again["type"] == "run.started"
     assert again["user_message_id"] == first["user_message_id"]
     assert again["assistant_message_id"] != first["assistant_message_id"]
+    assert again["versions"] == {"message_id": again["assistant_message_id"], "index": 2, "count": 2,
+                                 "previous_id": first["assistant_message_id"], "next_id": None}
     assert chat_requests(upstream)[1]["messages"][1:] == [{"role": "user", "content": "Tell me a joke"}]
     messages = await sync_to_async(list)(Message.objects.order_by("created_at").values_list("role", "content"))
-    assert messages == [("user", "Tell me a joke"), ("assistant", "Another one")]
+    assert messages == [("user", "Tell me a joke"), ("assistant", "Hello, world!"), ("assistant", "Another one")]
     await socket.close()
 
 
-async def test_edit_and_resend_drops_later_turns(upstream, tier, member, sessions):
+async def test_edit_and_resend_keeps_the_old_question_and_its_later_turns(upstream, tier, member, sessions):
     socket = await open_socket(sessions["member"])
     await socket.send(send_frame("first question"))
     first = (await socket.until("done"))[0]
@@ -570,7 +572,8 @@ async def test_edit_and_resend_drops_later_turns(upstream, tier, member, session
     await socket.until("done")
     await socket.send({"type": "message.edit", "client_id": "e1", "conversation_id": first["conversation_id"],
                        "message_id": first["user_message_id"], "content": "better question", "tier": "llama-3.1-8b"})
-    await socket.until("done")
+    edited = (await socket.until("done"))[0]
+    assert edited["versions"]["index"] == 2 and edited["versions"]["message_id"] == edited["user_message_id"]
     assert chat_requests(upstream)[1]["messages"][1:] == [
         {"role": "user", "content": "first question"},
         {"role": "assistant", "content": "Hello, world!"},
@@ -578,7 +581,8 @@ async def test_edit_and_resend_drops_later_turns(upstream, tier, member, session
     ]
     assert chat_requests(upstream)[2]["messages"][1:] == [{"role": "user", "content": "better question"}]
     messages = await sync_to_async(list)(Message.objects.order_by("created_at").values_list("role", "content"))
-    assert messages == [("user", "better question"), ("assistant", "Hello, world!")]
+    assert messages == [("user", "first question"), ("assistant", "Hello, world!"), ("user", "second question"),
+                        ("assistant", "Hello, world!"), ("user", "better question"), ("assistant", "Hello, world!")]
     await socket.close()
 
 

@@ -38,10 +38,14 @@ def big_tier(db):
 
 
 def make_conversation(*, user=None, session_key="", title="Cooking pasta", tier=None, turns=(("q", "a"),)):
+    """A linear conversation: each message's parent is the one before it (assistant.branches)."""
     conversation = Conversation.objects.create(user=user, session_key=session_key, title=title, tier=tier)
+    previous = None
     for question, answer in turns:
-        q = Message.objects.create(conversation=conversation, role=Message.Role.USER, content=question, tier=tier)
-        Message.objects.create(
+        q = Message.objects.create(
+            conversation=conversation, role=Message.Role.USER, content=question, tier=tier, parent=previous
+        )
+        previous = Message.objects.create(
             conversation=conversation, role=Message.Role.ASSISTANT, content=answer, tier=tier, parent=q
         )
     return conversation

@@ -1,7 +1,9 @@
 // What the buttons on a message do: copy (an answer or a code block), regenerate, edit
-// and resend a question, rate an answer; and the copy buttons of the share panel.
+// and resend a question, rate an answer, continue a cut answer, show another version;
+// and the copy buttons of the share panel.
 import { BUSY } from "./page.js";
 import { removeAfter } from "./messages.js";
+import { highlightExisting } from "./render.js";
 
 export function createActions(page, { socket, stream }) {
   const { thread } = page.els;
@@ -29,10 +31,41 @@ export function createActions(page, { socket, stream }) {
       v.restore = () => v.el.replaceWith(...removed);
     } else if (action === "edit") {
       startEdit(art);
+    } else if (action === "continue") {
+      if (state.view) return page.showToast(BUSY);
+      if (!art.dataset.messageId) return;
+      if (!socket.isOpen()) return page.showToast("Not connected yet — Lhama is reconnecting.", "offline");
+      stream.continueAnswer(art);
+    } else if (action === "version") {
+      await switchVersion(button.dataset.value, button.classList.contains("version-prev") ? "version-prev" : "version-next");
     } else if (action === "feedback") {
       await sendFeedback(art, button);
     }
   });
+
+  /**
+   * Shows another version of a message: the server makes its branch the active one and
+   * sends that branch's messages (rendered as on page load), which replace the thread's.
+   */
+  async function switchVersion(messageId, direction) {
+    if (!messageId || !state.conversationId || !urls.branch) return;
+    if (state.view) return page.showToast(BUSY);
+    const resp = await page.post(page.urlFor(urls.branch, state.conversationId), { message_id: messageId }).catch(() => null);
+    if (!resp || !resp.ok) {
+      page.showToast(resp && resp.status === 409 ? await resp.text() : "That version could not be shown; try again.");
+      return;
+    }
+    const fresh = document.createElement("template");
+    fresh.innerHTML = await resp.text(); // the server's own rendering (Markdown sanitised by nh3), as on page load
+    for (const old of thread.querySelectorAll(".msg, .ad-card")) old.remove();
+    thread.append(fresh.content);
+    highlightExisting(thread);
+    stream.markLast();
+    // Keep the keyboard where it was: on the same switcher, now of the version shown.
+    const group = thread.querySelector(`.msg[data-message-id="${CSS.escape(messageId)}"] .versions`);
+    const target = group && ([...group.querySelectorAll(`.${direction}:not([disabled])`), ...group.querySelectorAll("button:not([disabled])")][0]);
+    if (target) target.focus();
+  }
 
   async function copyText(text, button) {
     const label = button.textContent;

@@ -40,7 +40,10 @@ export function createComposer(page, { socket, stream }) {
     page.showToast("");
     const userEl = userMessageEl(content);
     thread.append(userEl);
-    stream.dispatch({ type: "message.send", content }, userEl);
+    const frame = { type: "message.send", content };
+    if (state.temporary && !state.conversationId) frame.temporary = true; // the first message starts it
+    stream.dispatch(frame, userEl);
+    if (page.els.temporaryToggle) page.els.temporaryToggle.disabled = true;
     return true;
   }
 
@@ -59,6 +62,18 @@ export function createComposer(page, { socket, stream }) {
       if (v.userEl) v.userEl.remove();
       sendMessage(content);
     }
+  }
+
+  // The temporary chat toggle (new-chat page only): the server keeps nothing of it.
+  const toggle = page.els.temporaryToggle;
+  if (toggle) {
+    const apply = () => {
+      state.temporary = toggle.checked;
+      if (page.els.temporaryBanner) page.els.temporaryBanner.hidden = !toggle.checked;
+      page.els.root.classList.toggle("is-temporary", toggle.checked);
+    };
+    toggle.addEventListener("change", apply);
+    apply(); // a checkbox the browser restored on reload
   }
 
   input.addEventListener("input", () => {

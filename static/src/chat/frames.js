@@ -3,7 +3,7 @@
 // a gap in the seqs asks again, and a run.resync frame replaces the text, never appends.
 import { showAd } from "./ads.js";
 import { saveRun, clearRun } from "./resume.js";
-import { setMeta } from "./messages.js";
+import { setMeta, setVersions } from "./messages.js";
 
 export function createFrames(page, { socket, stream, composer, sidebar }) {
   const { state } = page;
@@ -86,8 +86,18 @@ export function createFrames(page, { socket, stream, composer, sidebar }) {
     if (v.userEl && msg.user_message_id) v.userEl.dataset.messageId = msg.user_message_id;
     v.conversationId = msg.conversation_id;
     setMeta(v.el, msg.tier);
+    if (msg.versions) {
+      // A regenerated answer or an edited question: it is the newest of its versions.
+      const target = msg.versions.message_id === msg.assistant_message_id ? v.el : v.userEl;
+      if (target) setVersions(target, msg.versions);
+    }
     stream.startAnnouncing(v);
-    if (msg.conversation_id && msg.conversation_id !== state.conversationId) sidebar.adoptConversation(msg.conversation_id);
+    if (msg.temporary) {
+      // Never saved: no address of its own, nothing in the list. A reload starts afresh.
+      state.conversationId = msg.conversation_id;
+      page.els.root.dataset.conversationId = msg.conversation_id;
+      if (page.els.temporaryToggle) page.els.temporaryToggle.disabled = true;
+    } else if (msg.conversation_id && msg.conversation_id !== state.conversationId) sidebar.adoptConversation(msg.conversation_id);
     saveRun(state.view);
   }
 
@@ -141,8 +151,9 @@ export function createFrames(page, { socket, stream, composer, sidebar }) {
       v.el.dataset.messageId = msg.message_id;
     }
     if (v.status === "complete" || v.status === "stopped") return; // a resync already ended it
+    v.finishReason = msg.finish_reason || "";
     stream.finishView(v, msg.status || "complete");
-    if (!sidebar.hasTitle(v.conversationId)) sidebar.pollTitle(v.conversationId);
+    if (!state.temporary && !sidebar.hasTitle(v.conversationId)) sidebar.pollTitle(v.conversationId); // a temporary chat has none
   }
 
   function onError(msg) {

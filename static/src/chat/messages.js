@@ -52,6 +52,53 @@ export function assistantMessageEl() {
   return art;
 }
 
+/**
+ * The "‹ 2 / 3 ›" switcher of a message with versions (the server's `versions` object:
+ * index, count, previous_id, next_id); the buttons carry the version to show.
+ */
+export function versionsEl(versions) {
+  const group = document.createElement("span");
+  group.className = "versions";
+  group.setAttribute("role", "group");
+  group.setAttribute("aria-label", "Versions of this message");
+  const button = (id, text, label, cls) => {
+    const b = actionButton("version", text, { "aria-label": label, "data-value": id || "" });
+    b.classList.add(cls);
+    if (!id) b.disabled = true;
+    return b;
+  };
+  const label = document.createElement("span");
+  label.className = "version-label";
+  label.textContent = `${versions.index} / ${versions.count}`;
+  group.append(
+    button(versions.previous_id, "‹", "Previous version", "version-prev"),
+    label,
+    button(versions.next_id, "›", "Next version", "version-next"),
+  );
+  return group;
+}
+
+/** Puts the version switcher on a message (replacing the one it had). */
+export function setVersions(art, versions) {
+  const actions = art.querySelector(".msg-actions");
+  if (!actions) return;
+  actions.querySelector(".versions")?.remove();
+  if (versions && versions.count > 1) actions.prepend(versionsEl(versions));
+}
+
+/** Offers Continue on an answer that can be continued, and only then. */
+export function setContinuable(art, on) {
+  const actions = art.querySelector(".msg-actions");
+  if (!actions) return;
+  const existing = actions.querySelector('button[data-action="continue"]');
+  if (on && !existing) {
+    const regenerate = actions.querySelector('button[data-action="regenerate"]');
+    const b = actionButton("continue", "Continue");
+    if (regenerate) regenerate.after(b);
+    else actions.append(b);
+  } else if (!on && existing) existing.remove();
+}
+
 /** The line above an answer: the tier, and the model that answered when it is another. */
 export function setMeta(art, tier) {
   const meta = art.querySelector(".msg-meta");

@@ -21,6 +21,8 @@ export function createPage(root) {
     live: $("live-region"),
     toast: $("chat-toast"),
     emptyState: $("empty-state"),
+    temporaryToggle: $("temporary-toggle"),
+    temporaryBanner: $("temporary-banner"),
   };
   const urls = {
     feedback: root.dataset.feedbackUrl,
@@ -28,6 +30,7 @@ export function createPage(root) {
     list: root.dataset.listUrl,
     title: root.dataset.titleUrl,
     conversation: root.dataset.conversationUrl,
+    branch: root.dataset.branchUrl,
   };
   const state = {
     conversationId: root.dataset.conversationId || null,
@@ -35,6 +38,8 @@ export function createPage(root) {
     // The one run this page is showing live (a page streams one answer at a time).
     view: null,
     views: new Map(), // client_id or run_id -> view
+    // A temporary chat (toggled on the new-chat page): never saved, listed or given ads.
+    temporary: false,
   };
 
   const urlFor = (template, id) => template.replace(ZERO, id);

@@ -3,7 +3,7 @@
 // their text as Markdown once per frame, announces it to screen readers, and ends them
 // (complete, stopped, interrupted, failed, or refused before it started).
 import { renderMarkdownInto } from "./render.js";
-import { assistantMessageEl, markLastAnswer } from "./messages.js";
+import { assistantMessageEl, markLastAnswer, setContinuable } from "./messages.js";
 import { clearRun } from "./resume.js";
 
 const START_TIMEOUT_MS = 20000;
@@ -124,10 +124,16 @@ export function createStream(page, { send, tier, retry, updateCounter }) {
     const body = v.el.querySelector(".msg-body");
     body.removeAttribute("aria-busy");
     renderView(v);
+    v.el.dataset.finishReason = v.finishReason || "";
     if (status === "stopped") {
       const note = document.createElement("p");
       note.className = "msg-note";
       note.textContent = "Stopped.";
+      body.append(note);
+    } else if (v.finishReason === "length") {
+      const note = document.createElement("p");
+      note.className = "msg-note";
+      note.textContent = "The answer reached its length limit.";
       body.append(note);
     } else if (status === "interrupted") {
       const note = document.createElement("p");
@@ -135,6 +141,8 @@ export function createStream(page, { send, tier, retry, updateCounter }) {
       note.textContent = "This answer was interrupted; the text so far is kept.";
       body.append(note);
     }
+    // An answer stopped, cut at the length limit or interrupted can be continued.
+    setContinuable(v.el, Boolean(v.text) && (status === "stopped" || status === "interrupted" || v.finishReason === "length"));
     announceProgress(v, status === "complete" ? "Answer complete." : `Answer ${status}.`);
     release(v);
     markLast();
@@ -153,6 +161,8 @@ export function createStream(page, { send, tier, retry, updateCounter }) {
     // Nothing to copy, rate or regenerate when no answer came: Retry (below) is the one action.
     const actions = v.el.querySelector(".msg-actions");
     if (actions) actions.hidden = !v.text;
+    // A crash keeps the text so far: it can be continued.
+    setContinuable(v.el, Boolean(v.text) && err.code === "interrupted");
     const box = document.createElement("div");
     box.className = "msg-error";
     box.setAttribute("role", "alert");
@@ -217,8 +227,38 @@ export function createStream(page, { send, tier, retry, updateCounter }) {
     return v;
   }
 
+  /**
+   * Goes on writing a stopped, cut or interrupted answer (message.continue) in its own
+   * element: the view starts from the text it has, and the deltas are appended to it.
+   */
+  function continueAnswer(art) {
+    const body = art.querySelector(".msg-body");
+    const before = { nodes: [...body.childNodes], raw: body.dataset.raw || "", status: art.dataset.status };
+    for (const note of body.querySelectorAll(".msg-note, .msg-error")) note.remove();
+    setContinuable(art, false);
+    const userEl = art.previousElementSibling?.closest(".msg-user") || null;
+    const clientId = page.newId();
+    const v = startView({ clientId, el: art, userEl, retry: null });
+    v.text = before.raw;
+    v.announced = v.text.length;
+    art.dataset.status = "pending";
+    body.setAttribute("aria-busy", "true");
+    v.restore = () => {
+      body.replaceChildren(...before.nodes);
+      body.removeAttribute("aria-busy");
+      art.dataset.status = before.status;
+      setContinuable(art, true);
+    };
+    const frame = {
+      type: "message.continue", client_id: clientId, conversation_id: state.conversationId,
+      message_id: art.dataset.messageId, tier: tier(),
+    };
+    if (!send(frame)) failView(v, { message: "You are offline; Lhama is reconnecting. Retry in a moment.", retryable: true });
+    return v;
+  }
+
   return {
     markLast, scheduleRender, startAnnouncing, streamingUi,
-    startView, bindRun, finishView, failView, restoreRefused, dispatch,
+    startView, bindRun, finishView, failView, restoreRefused, dispatch, continueAnswer,
   };
 }
