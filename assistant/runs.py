@@ -142,6 +142,7 @@ async def _run_owned(handle: RunHandle) -> None:
         await run_generate(handle=handle)
     finally:
         _local_runs.pop(handle.spec.run_id, None)
+        run_log().release(handle.spec.run_id)
 
 
 async def run_stop(*, run_id: str, owner: str) -> None:

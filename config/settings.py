@@ -106,7 +106,9 @@ DATABASE_URL = env.str("DATABASE_URL", default="")
 if DATABASE_URL:
     DATABASES = {"default": env.db_url_config(DATABASE_URL)}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-        DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=0))
+        # Persistent connections: each thread that serves the chat's database calls keeps
+        # its connection (opening one per message cost several ms before the first token).
+        DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
         DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -140,11 +142,13 @@ REDIS_PREFIX = env.str("REDIS_PREFIX", default="lhama")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # channels_redis on a pool that waits for a free connection (config/channel_layers.py).
+            "BACKEND": "config.channel_layers.BoundedRedisChannelLayer",
             # redis-py 8 defaults to a 5 s socket timeout, which races channels_redis's 5 s
-            # BZPOPMIN and kills idle sockets with TimeoutError: give reads room.
+            # BZPOPMIN and kills idle sockets with TimeoutError: give reads room. At most
+            # 32 connections per process; a command waits up to 20 s for one.
             "CONFIG": {
-                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30, "max_connections": 32, "timeout": 20}],
                 "prefix": REDIS_PREFIX,
             },
         }

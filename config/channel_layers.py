@@ -1,0 +1,21 @@
+"""The Redis channel layer, on a bounded pool that waits.
+
+channels_redis builds a plain redis-py pool per event loop, which allows 100 connections
+and then raises `MaxConnectionsError` instead of waiting: a hundred sockets closing at
+once (each `group_discard` takes a connection) failed. This layer takes the same
+`hosts` entries and builds a `BlockingConnectionPool` from them: `max_connections` is
+the bound per process and loop, `timeout` how long a command waits for a free one.
+"""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+from channels_redis.core import RedisChannelLayer
+
+
+class BoundedRedisChannelLayer(RedisChannelLayer):
+    def create_pool(self, index):
+        host = dict(self.hosts[index])
+        if "address" not in host:  # sentinels and the like: channels_redis's own pool
+            return super().create_pool(index)
+        return aioredis.BlockingConnectionPool.from_url(host.pop("address"), **host)
