@@ -44,6 +44,8 @@ FRAME_BURST = 30.0
 MAX_FLOOD_WARNINGS = 3
 MAX_OVERSIZED = 3
 MAX_FOLLOWED_RUNS = 20
+# A frame names uploads by id (assistant.attachments; the files go over HTTP, never here).
+MAX_ATTACHMENTS_PER_FRAME = 20
 # No frame of the protocol nests deeper than 2; anything past this is refused before
 # json.loads, whose recursion a few thousand brackets would exhaust.
 MAX_JSON_DEPTH = 8
@@ -245,6 +247,14 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         temporary = frame.get("temporary", False) if action == "send" else False
         if not isinstance(temporary, bool):
             raise _InvalidFrame("`temporary` must be true or false.")
+        project_id = frame.get("project_id") if action == "send" and conversation_id is None else None
+        if project_id is not None and (not isinstance(project_id, str) or len(project_id) > 64):
+            raise _InvalidFrame("`project_id` must be a string or null.")
+        attachment_ids = frame.get("attachments", []) if action in ("send", "edit") else []
+        if not isinstance(attachment_ids, list) or not all(
+            isinstance(a, str) and 0 < len(a) <= 64 for a in attachment_ids
+        ) or len(attachment_ids) > MAX_ATTACHMENTS_PER_FRAME:
+            raise _InvalidFrame(f"`attachments` must be a list of at most {MAX_ATTACHMENTS_PER_FRAME} attachment ids.")
         content = ""
         if action in ("send", "edit"):
             content = frame.get("content")
@@ -272,6 +282,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             content=content,
             message_id=message_id,
             temporary=temporary,
+            project_id=project_id,
+            attachment_ids=attachment_ids,
         )
         if spec.temporary:
             self.temporary_conversations.add(spec.conversation_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from assistant.attachments import attachment_export, attachment_markdown, attachments_by_message
 from assistant.branches import MessageTree, branch_active, conversation_tree
 from assistant.models import Conversation, GenerationRun, Message
 from assistant.selectors import Owner, _owner_q, parse_uuid
@@ -60,6 +61,7 @@ def conversation_export_data(*, conversation: Conversation) -> dict:
     tier = conversation.tier
     tree = conversation_tree(conversation=conversation)
     active = {m.pk for m in tree.active_path(conversation.active_leaf_id)}
+    attached = attachments_by_message(messages=tree.messages)
     return {
         "id": str(conversation.pk),
         "title": conversation.title or UNTITLED,
@@ -78,6 +80,7 @@ def conversation_export_data(*, conversation: Conversation) -> dict:
                 "model": m.tier.display_name if m.tier else None,
                 "created_at": m.created_at.isoformat(),
                 "feedback": m.feedback or None,
+                "attachments": [attachment_export(a) for a in attached.get(m.pk, [])],
             }
             for m in tree.messages
         ],
@@ -91,6 +94,7 @@ def conversation_export_markdown(*, conversation: Conversation) -> str:
     tree = conversation_tree(conversation=conversation)
     thread = conversation_thread(conversation=conversation, tree=tree)
     hidden = len(tree.messages) - len(thread)
+    attached = attachments_by_message(messages=thread)
     if hidden:
         lines += [f"_{MARKDOWN_EXPORT_BRANCHES.format(hidden=hidden)}_", ""]
     for m in thread:
@@ -101,4 +105,6 @@ def conversation_export_markdown(*, conversation: Conversation) -> str:
             if m.status not in (Message.Status.COMPLETE, Message.Status.STREAMING):
                 heading += f" ({m.get_status_display().lower()})"
         lines += [heading, "", m.content.rstrip(), ""]
+        for attachment in attached.get(m.pk, []):
+            lines += attachment_markdown(attachment)
     return "\n".join(lines).rstrip() + "\n"

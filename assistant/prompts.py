@@ -35,6 +35,15 @@ def system_prompt(*, custom_instructions: str = "", project_instructions: str = 
     return text
 
 
+def tokens_for_latest_turn(*, system: str, context_length: int, max_output_tokens: int) -> int:
+    """How many tokens (estimated) the latest turn may have at most: the context less
+    the system message and the shortest answer fit_messages allows."""
+    from assistant.inference import PER_MESSAGE_OVERHEAD
+
+    used = PROMPT_OVERHEAD + estimate_tokens(system) + PER_MESSAGE_OVERHEAD
+    return context_length - used - PER_MESSAGE_OVERHEAD - min(MIN_OUTPUT_TOKENS, max_output_tokens)
+
+
 def fit_messages(
     *,
     system: str,

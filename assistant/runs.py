@@ -20,7 +20,7 @@ import os
 import socket
 import uuid
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
@@ -92,6 +92,8 @@ async def run_launch(
     message_id: str | None = None,
     admit: Callable[[], bool] | None = None,
     temporary: bool = False,
+    project_id: str | None = None,
+    attachment_ids: Sequence[str] = (),
 ) -> services.RunSpec:
     """Start an answer owned by this process (see services.run_begin for `action`).
 
@@ -112,6 +114,8 @@ async def run_launch(
         content=content,
         message_id=message_id,
         temporary=temporary,
+        project_id=project_id,
+        attachment_ids=attachment_ids,
         run_owner=await _process_owner(),
     )
     if admit is not None and not admit():

@@ -14,6 +14,7 @@ import logging
 import secrets
 import threading
 import uuid
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,10 +27,19 @@ from django.urls import reverse
 from django.utils import timezone
 
 from assistant import events
+from assistant.attachments import (
+    AttachmentError,
+    attachments_attach,
+    attachments_by_message,
+    attachments_for_send,
+    too_large_message,
+    turn_content,
+)
 from assistant.branches import MessageTree, Versions
-from assistant.inference import Endpoint, endpoint_for_tier, estimate_messages
+from assistant.inference import Endpoint, endpoint_for_tier, estimate_messages, estimate_tokens
 from assistant.models import Conversation, GenerationRun, Message, ModelTier
-from assistant.prompts import PromptTooLong, fit_messages, system_prompt
+from assistant.projects import ProjectError, project_for_new_conversation
+from assistant.prompts import PromptTooLong, fit_messages, system_prompt, tokens_for_latest_turn
 from assistant.selectors import Owner, conversation_get_for_owner
 from billing.public import (
     Entitlements,
@@ -196,9 +206,10 @@ def _ad_request(*, owner: Owner, user, conversation_id: str, turns: list[dict], 
 
 def _history_turns(messages) -> list[dict]:
     turns = []
+    attached = attachments_by_message(messages=[m for m in messages if m.role == Message.Role.USER])
     for message in messages:
         if message.role == Message.Role.USER:
-            turns.append({"role": "user", "content": message.content})
+            turns.append({"role": "user", "content": turn_content(message.content, attached.get(message.pk, ()))})
         elif message.role == Message.Role.ASSISTANT and message.content and message.status != Message.Status.ERROR:
             turns.append({"role": "assistant", "content": message.content})
     return turns
@@ -249,6 +260,8 @@ def run_begin(
     message_id: str | None = None,
     run_owner: str,
     temporary: bool = False,
+    project_id: str | None = None,
+    attachment_ids: Sequence[str] = (),
 ) -> RunSpec:
     """Check, reserve quota, and insert the messages and the run in one transaction.
 
@@ -290,6 +303,14 @@ def run_begin(
     elif action != "send":
         raise RunRejected("not_found", "That conversation does not exist.")
     temporary = conversation.is_temporary if conversation is not None else bool(temporary)
+    # A new conversation may be filed in one of the owner's projects (not a temporary one);
+    # an existing one keeps its own. The project's instructions are read at every run.
+    try:
+        project = conversation.project if conversation is not None else (
+            None if temporary else project_for_new_conversation(owner=owner, project_id=project_id)
+        )
+    except ProjectError as exc:
+        raise RunRejected(exc.code, exc.message) from exc
 
     if action == "send":
         history = tree.active_path(conversation.active_leaf_id) if conversation is not None else []
@@ -314,17 +335,30 @@ def run_begin(
             if action == "regenerate" and (parent is None or parent.role != Message.Role.USER):
                 raise RunRejected("not_found", "That answer has no question to answer again.")
 
+    attached: list = []
+    if action in ("send", "edit"):
+        try:
+            attached = attachments_for_send(owner=owner, ids=attachment_ids)
+        except AttachmentError as exc:
+            raise RunRejected(exc.code, exc.message) from exc
+        if action == "edit" and not attachment_ids:
+            attached = list(target.attachments.all())  # an edited question keeps its files (copied below)
     turns = _history_turns(history)
     if action in ("send", "edit"):
-        turns.append({"role": "user", "content": content})
+        turns.append({"role": "user", "content": turn_content(content, attached)})
     custom = conversation.custom_instructions if conversation else (getattr(user, "custom_instructions", "") or "")
-    system = system_prompt(custom_instructions=custom)
+    system = system_prompt(custom_instructions=custom, project_instructions=project.instructions if project else "")
     context_length = min(tier.context_length, entitlements.max_context)
     try:
         messages, max_tokens = fit_messages(
             system=system, turns=turns, context_length=context_length, max_output_tokens=tier.max_output_tokens
         )
     except PromptTooLong as exc:
+        if attached:  # say how much of the attached text fits beside the message
+            fits = tokens_for_latest_turn(
+                system=system, context_length=context_length, max_output_tokens=tier.max_output_tokens
+            ) - estimate_tokens(content)
+            raise RunRejected("too_large", too_large_message(attachments=attached, fits_tokens=fits)) from exc
         raise RunRejected("too_large", exc.message) from exc
     if action == "continue" and (len(messages) < 3 or messages[-1]["role"] != "assistant"):
         # fit_messages never starts with an answer: the question and its partial answer must both fit.
@@ -351,6 +385,7 @@ def run_begin(
                     tier=tier,
                     custom_instructions=custom,
                     is_temporary=temporary,
+                    project=project,
                 )
                 title_needed = not temporary
             else:
@@ -380,6 +415,11 @@ def run_begin(
                     created_at=now + timedelta(microseconds=1),
                 )
                 Message.objects.bulk_create([m for m in (user_message, assistant_message) if m is not None])
+                if attached:
+                    try:  # inside the transaction: an upload another message took rolls this one back
+                        attachments_attach(attachments=attached, message=user_message)
+                    except AttachmentError as exc:
+                        raise RunRejected(exc.code, exc.message) from exc
             # The new answer's branch is the active one from now on.
             Conversation.objects.filter(pk=conversation.pk).update(
                 tier=tier, updated_at=now, active_leaf=assistant_message

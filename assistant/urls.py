@@ -15,6 +15,13 @@ urlpatterns = [
     path("c/<uuid:conversation_id>/share/revoke", views.conversation_share_revoke, name="conversation_share_revoke"),
     path("c/<uuid:conversation_id>/export.<str:fmt>", views.conversation_export, name="conversation_export"),
     path("c/<uuid:conversation_id>/branch", views.conversation_branch, name="conversation_branch"),
+    path("c/<uuid:conversation_id>/move", views.conversation_move, name="conversation_move"),
     path("m/<uuid:message_id>/feedback", views.message_feedback, name="message_feedback"),
+    path("projects/new", views.project_create, name="project_create"),
+    path("p/<uuid:project_id>/", views.home, name="project"),
+    path("p/<uuid:project_id>/edit", views.project_edit, name="project_edit"),
+    path("p/<uuid:project_id>/delete", views.project_delete, name="project_delete"),
+    path("attachments/", views.attachment_upload, name="attachment_upload"),
+    path("attachments/<uuid:attachment_id>/remove", views.attachment_remove, name="attachment_remove"),
     path("s/<str:token>/", views.shared, name="shared"),
 ]

@@ -10,20 +10,34 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.db.models import prefetch_related_objects
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_ratelimit.decorators import ratelimit
 
-from assistant import branches, selectors, services
+from assistant import attachments as att
+from assistant import branches, projects, selectors, services
 from assistant import conversations as conv
-from assistant.forms import FeedbackForm, RenameForm, SearchForm
+from assistant.forms import (
+    AttachmentUploadForm,
+    ConversationMoveForm,
+    FeedbackForm,
+    ProjectDeleteForm,
+    ProjectForm,
+    RenameForm,
+    SearchForm,
+)
 from assistant.markdown import render_markdown
-from assistant.models import Conversation, ModelTier
+from assistant.models import Conversation, ModelTier, Project
 from billing.public import entitlements_for, plan_unlocking
 
 CHAT_TEMPLATE = "assistant/chat.html"
@@ -49,8 +63,63 @@ def owned_conversation(request: HttpRequest, conversation_id) -> Conversation:
     return conversation
 
 
+def owned_project(request: HttpRequest, project_id) -> Project:
+    project = projects.project_get_for_owner(owner=owner_for(request), project_id=project_id)
+    if project is None:
+        raise Http404("No such project.")
+    return project
+
+
 def is_htmx(request: HttpRequest) -> bool:
     return request.headers.get("HX-Request") == "true"
+
+
+def redirect_to(request: HttpRequest, url: str) -> HttpResponse:
+    """A redirect that htmx follows as a page load (HX-Redirect), or a plain one."""
+    if is_htmx(request):
+        response = HttpResponse("")
+        response["HX-Redirect"] = url
+        return response
+    return redirect(url)
+
+
+# ---------------------------------------------------------------- the conversation list
+
+GROUP_TODAY = "Today"
+GROUP_WEEK = "Previous 7 days"
+GROUP_OLDER = "Older"
+
+
+def conversation_groups(conversations, *, now=None) -> list[tuple[str, list]]:
+    """The list in date groups, newest first: Today, Previous 7 days, Older (by the
+    site's time zone; empty groups left out)."""
+    today = timezone.localdate(now or timezone.now())
+    groups: dict[str, list] = {GROUP_TODAY: [], GROUP_WEEK: [], GROUP_OLDER: []}
+    for conversation in conversations:
+        day = timezone.localdate(conversation.updated_at)
+        if day >= today:
+            groups[GROUP_TODAY].append(conversation)
+        elif day >= today - timedelta(days=7):
+            groups[GROUP_WEEK].append(conversation)
+        else:
+            groups[GROUP_OLDER].append(conversation)
+    return [(label, items) for label, items in groups.items() if items]
+
+
+def list_context(request: HttpRequest, *, query: str, project: Project | None, active_id: str) -> dict:
+    owner = owner_for(request)
+    items = selectors.conversations_for_owner(owner=owner, query=query)
+    if project is not None:
+        items = items.filter(project=project)
+    items = list(items.select_related("project")[:LIST_LIMIT])
+    return {
+        "conversations": items,
+        "groups": conversation_groups(items),
+        "query": query,
+        "active_id": active_id,
+        "list_project": project,
+        "projects": list(projects.projects_for_owner(owner=owner)),
+    }
 
 
 # ---------------------------------------------------------------- model picker
@@ -92,6 +161,7 @@ def tier_options(request: HttpRequest, *, current: ModelTier | None) -> list[Tie
 
 def with_html(messages: list) -> list:
     """Answers rendered as Markdown through markdown-it-py + nh3 (assistant.markdown)."""
+    prefetch_related_objects([m for m in messages if m.role == "user"], "attachments")  # their chips
     for message in messages:
         if message.role == "assistant":
             # render_markdown's output is sanitised by nh3 with a Markdown-only tag list.
@@ -103,26 +173,35 @@ def with_html(messages: list) -> list:
 
 
 @require_GET
-def home(request: HttpRequest, conversation_id=None) -> HttpResponse:
-    owner = owner_for(request, create_session=True)
+def home(request: HttpRequest, conversation_id=None, project_id=None) -> HttpResponse:
+    owner_for(request, create_session=True)
     search = SearchForm(request.GET)
     query = search.cleaned_data["q"] if search.is_valid() else ""
     conversation = None
     thread: list = []
+    project = owned_project(request, project_id) if project_id is not None else None
     if conversation_id is not None:
         conversation = owned_conversation(request, conversation_id)
         thread = with_html(conv.conversation_thread(conversation=conversation))
-    tiers = tier_options(request, current=conversation.tier if conversation else None)
+        project = conversation.project
+    current_tier = conversation.tier if conversation else (project.tier if project else None)
+    tiers = tier_options(request, current=current_tier)
+    # A project's page lists its conversations; a conversation's page lists them all.
+    list_project = project if conversation is None else None
     context = {
+        **list_context(request, query=query, project=list_project,
+                       active_id=str(conversation.pk) if conversation else ""),
         "conversation": conversation,
+        "project": project,
+        "project_form": ProjectForm(auto_id="project-new-%s"),
+        "project_edit_form": project_form_for(project) if project is not None else None,
         "thread": thread,
-        "conversations": selectors.conversations_for_owner(owner=owner, query=query)[:LIST_LIMIT],
-        "query": query,
-        "active_id": str(conversation.pk) if conversation else "",
         "tiers": tiers,
         "locked_tiers": [t for t in tiers if not t.unlocked],
         "is_guest": not request.user.is_authenticated,
         "max_message_chars": settings.ASSISTANT_MAX_MESSAGE_CHARS,
+        "attachment_accept": att.ACCEPT,
+        "attachment_max_bytes": settings.ASSISTANT_ATTACHMENT_MAX_BYTES,
         "zero_id": "00000000-0000-0000-0000-000000000000",
     }
     return render(request, CHAT_TEMPLATE, context)
@@ -132,13 +211,10 @@ def home(request: HttpRequest, conversation_id=None) -> HttpResponse:
 def conversation_list(request: HttpRequest) -> HttpResponse:
     search = SearchForm(request.GET)
     query = search.cleaned_data["q"] if search.is_valid() else ""
-    active = request.GET.get("active", "")
-    items = selectors.conversations_for_owner(owner=owner_for(request), query=query)[:LIST_LIMIT]
-    return render(
-        request,
-        f"{CHAT_TEMPLATE}#conversation_list",
-        {"conversations": items, "query": query, "active_id": active},
-    )
+    project_id = request.GET.get("project", "")
+    project = owned_project(request, project_id) if project_id else None
+    context = list_context(request, query=query, project=project, active_id=request.GET.get("active", ""))
+    return render(request, f"{CHAT_TEMPLATE}#conversation_list", context)
 
 
 @require_GET
@@ -273,3 +349,110 @@ def shared(request: HttpRequest, token: str) -> HttpResponse:
     response["X-Robots-Tag"] = "noindex"
     response["Referrer-Policy"] = "no-referrer"
     return response
+
+
+# ---------------------------------------------------------------- projects
+
+
+def project_form_for(project: Project) -> ProjectForm:
+    return ProjectForm(
+        initial={"name": project.name, "instructions": project.instructions, "tier": project.tier},
+        auto_id="project-edit-%s",
+    )
+
+
+@login_required
+@require_POST
+def project_create(request: HttpRequest) -> HttpResponse:
+    form = ProjectForm(request.POST)
+    if not form.is_valid():
+        form.auto_id = "project-new-%s"
+        return render(request, f"{CHAT_TEMPLATE}#project_form", {"project_form": form, "form_project": None}, status=400)
+    project = projects.project_create(owner=owner_for(request), **form.cleaned_data)
+    return redirect_to(request, reverse("assistant:project", args=[project.pk]))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_edit(request: HttpRequest, project_id) -> HttpResponse:
+    project = owned_project(request, project_id)
+    if request.method == "GET":
+        context = {"project_form": project_form_for(project), "form_project": project}
+        return render(request, f"{CHAT_TEMPLATE}#project_form", context)
+    form = ProjectForm(request.POST, auto_id="project-edit-%s")
+    if not form.is_valid():
+        context = {"project_form": form, "form_project": project}
+        return render(request, f"{CHAT_TEMPLATE}#project_form", context, status=400)
+    projects.project_update(project=project, **form.cleaned_data)
+    return redirect_to(request, reverse("assistant:project", args=[project.pk]))
+
+
+@login_required
+@require_POST
+def project_delete(request: HttpRequest, project_id) -> HttpResponse:
+    project = owned_project(request, project_id)
+    form = ProjectDeleteForm(request.POST)
+    if not form.is_valid():
+        return HttpResponse(form.errors["conversations"][0], status=400, content_type="text/plain; charset=utf-8")
+    try:
+        projects.project_delete(project=project, with_conversations=form.cleaned_data["conversations"] == "delete")
+    except projects.ProjectError as exc:
+        return HttpResponse(exc.message, status=409, content_type="text/plain; charset=utf-8")
+    return redirect_to(request, reverse("assistant:home"))
+
+
+@require_POST
+def conversation_move(request: HttpRequest, conversation_id) -> HttpResponse:
+    form = ConversationMoveForm(request.POST)
+    if not form.is_valid():
+        return HttpResponse("That is not a project.", status=400, content_type="text/plain; charset=utf-8")
+    try:
+        conversation = projects.conversation_move(
+            owner=owner_for(request), conversation_id=conversation_id, project_id=form.cleaned_data["project"]
+        )
+    except projects.ProjectError as exc:
+        raise Http404(exc.message) from exc
+    if not is_htmx(request):
+        return redirect("assistant:conversation", conversation_id=conversation.pk)
+    active_id = request.POST.get("active", "")
+    listed_in = request.POST.get("list_project", "")
+    if listed_in and listed_in != str(conversation.project_id or ""):
+        return HttpResponse("")  # it left the project this list shows
+    context = {"c": conversation, "active_id": active_id,
+               "projects": list(projects.projects_for_owner(owner=owner_for(request))),
+               "list_project": conversation.project if listed_in else None}
+    return render(request, f"{CHAT_TEMPLATE}#conversation_item", context)
+
+
+# ---------------------------------------------------------------- attachments
+
+
+@require_POST
+@ratelimit(key="user_or_ip", rate="30/m", method="POST", block=False)
+def attachment_upload(request: HttpRequest) -> JsonResponse:
+    """A file for the next message: its text extracted now; the id goes in message.send."""
+    if getattr(request, "limited", False):
+        return JsonResponse({"error": "Too many files at once: wait a minute and try again.", "code": "rate_limited"},
+                            status=429)
+    form = AttachmentUploadForm(files=request.FILES)
+    if not form.is_valid():
+        return JsonResponse({"error": form.errors["file"][0], "code": "invalid"}, status=400)
+    upload = form.cleaned_data["file"]
+    limit = settings.ASSISTANT_ATTACHMENT_MAX_BYTES
+    data = upload.read(limit + 1)  # never more than one byte past the limit into memory
+    try:
+        attachment = att.attachment_upload(owner=owner_for(request), name=upload.name, data=data)
+    except att.AttachmentError as exc:
+        return JsonResponse({"error": exc.message, "code": exc.code}, status=413 if exc.code == "too_large" else 400)
+    return JsonResponse(
+        {"id": str(attachment.pk), "name": attachment.name, "kind": attachment.kind, "size": attachment.size,
+         "pages": attachment.pages, "chars": len(attachment.text)},
+        status=201,
+    )
+
+
+@require_POST
+def attachment_remove(request: HttpRequest, attachment_id) -> JsonResponse:
+    if not att.attachment_delete_unsent(owner=owner_for(request), attachment_id=str(attachment_id)):
+        raise Http404("No such attachment.")
+    return JsonResponse({"id": str(attachment_id), "removed": True})
