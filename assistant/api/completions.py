@@ -126,6 +126,10 @@ def _unsupported(body: ChatCompletionBody) -> ApiError | None:
     return None
 
 
+def _is_branch(part) -> bool:
+    return isinstance(part, str) and (part in ("str", "int", "float", "bool") or "[" in part or "-" in part)
+
+
 def completion_body_parse(raw: bytes) -> ChatCompletionBody:
     """The request body, or ApiError 400 naming the first wrong field."""
     try:
@@ -138,7 +142,8 @@ def completion_body_parse(raw: bytes) -> ChatCompletionBody:
         body = ChatCompletionBody.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        param = ".".join(str(part) for part in first["loc"]) or None
+        # A union's branch shows in the location as its type ("stop.str"): name the field only.
+        param = ".".join(str(part) for part in first["loc"] if not _is_branch(part)) or None
         raise ApiError.bad_request(f"Invalid value for '{param}': {first['msg']}.", param=param,
                                    code="invalid_value" if first["type"] != "missing" else "missing_required_parameter",
                                    ) from None
@@ -201,7 +206,7 @@ def _tier_for_key(*, key: AuthenticatedKey, slug: str) -> _TierFacts:
 
 def _admit(*, key: AuthenticatedKey, tier_slug: str, tokens: int):
     try:
-        return api_admit(user=key.user, key_id=key.id, tier_slug=tier_slug, tokens=tokens)
+        return api_admit(user=key.user, key_id=str(key.id), tier_slug=tier_slug, tokens=tokens)
     except ApiLimitExceeded as exc:
         raise ApiError.rate_limited(exc.message, code=exc.kind, retry_after_s=exc.retry_after_s,
                                     headers=exc.headers) from exc
@@ -448,5 +453,5 @@ def _settle(*, prepared: PreparedCompletion, prompt_tokens: int, completion_toke
         return
     api_settle(admission=prepared.admission, used_tokens=prompt_tokens + completion_tokens)
     key = prepared.key
-    api_usage_record(user=key.user, key_id=key.id, key_name=key.name, request_id=prepared.request_id,
+    api_usage_record(user=key.user, key_id=str(key.id), key_name=key.name, request_id=prepared.request_id,
                      tier_slug=prepared.tier_slug, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)

@@ -4,8 +4,8 @@ OpenAI-compatible upstream in this process. The official `openai` SDK is the cli
 
 What the fake model does is chosen by the request's last user message:
 SLOW… (200 tokens, 50 ms apart), HOLD… (one token, then the rest 0.5 s apart: a request
-that stays in flight), FAIL… (HTTP 500), STALL… (never a first token), NOUSAGE… (no usage
-chunk, like llama.cpp); anything else: "Hello", " there", "!".
+that stays in flight), FAIL… (HTTP 500), STALL… (never a first token), DROP… (the
+connection drops after two tokens), NOUSAGE… (no usage chunk, like llama.cpp); anything else: "Hello", " there", "!".
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ def route(body: dict) -> Script:
         return Script(fault="http_500")
     if last.startswith("STALL"):
         return Script(fault="stall_first")
+    if last.startswith("DROP"):
+        return Script(tokens=list(REPLY) * 3, fault="drop_mid", fault_after=2, interval=0.02)
     if last.startswith("NOUSAGE"):
         return Script(tokens=list(REPLY), usage=False)
     return Script(tokens=list(REPLY))
