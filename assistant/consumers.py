@@ -27,7 +27,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from accounts.selectors import session_is_current
-from assistant import events, runs, selectors, services
+from assistant import events, lifecycle, runs, selectors, services
 from assistant.runfollow import run_follow
 from assistant.signals import GUEST_KEY
 from assistant.temporary import temporary_conversations_close
@@ -57,6 +57,7 @@ CLOSE_SESSION_ENDED = 4001
 CLOSE_PROTOCOL_ABUSE = 4400
 CLOSE_FORBIDDEN = 4403
 CLOSE_TOO_LARGE = 4413
+CLOSE_DRAINING = lifecycle.CLOSE_DRAINING  # 4503: this process is shutting down; reconnect now
 
 
 def _str_field(frame: dict, name: str, *, max_len: int) -> str:
@@ -98,6 +99,9 @@ def json_too_deep(text: str, *, limit: int = MAX_JSON_DEPTH) -> bool:
 
 class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
+        if lifecycle.draining():  # refused at the handshake (403): the proxy tries another process
+            await self.close()
+            return
         self.user = self.scope.get("user")
         self.session = self.scope.get("session")
         session_key = getattr(self.session, "session_key", None) if self.session is not None else None
@@ -117,6 +121,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.last_flood_warning = 0.0
         self.oversized = 0
         await self.accept()
+        lifecycle.socket_opened(self)
         authenticated = bool(self.owner.user_id)
         if authenticated:
             await self._join_group(events.user_group(self.owner.user_id))
@@ -139,6 +144,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await database_sync_to_async(self.session.save)()
 
     async def disconnect(self, code) -> None:
+        lifecycle.socket_closed(self)
         for task in getattr(self, "followers", {}).values():
             task.cancel()
         for group in getattr(self, "groups_joined", set()):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -18,7 +19,8 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.utils import timezone
 
-from assistant import events, services
+from ads import metrics as ad_metrics
+from assistant import events, metrics, services
 from assistant.inference import (
     InferenceError,
     StreamChunk,
@@ -34,6 +36,14 @@ logger = logging.getLogger(__name__)
 
 _STOP = object()
 _END = object()
+
+
+class RunInterrupted(InferenceError):
+    """Its process is shutting down (a drain past its deadline): the run ends here, its text
+    is saved as interrupted and the user is offered to continue it."""
+
+    code = "interrupted"
+    retryable = True
 
 
 @dataclass
@@ -64,6 +74,14 @@ class RunHandle:
         if self.reader is not None and not self.reader.done() and not self.reader.cancelling():
             self.reader.cancel()  # closes the upstream response: the server stops generating
         self.queue.put_nowait(_STOP)
+
+    def interrupt(self) -> None:
+        if self.stop_requested:
+            return
+        self.stop_requested = True
+        if self.reader is not None and not self.reader.done() and not self.reader.cancelling():
+            self.reader.cancel()
+        self.queue.put_nowait(RunInterrupted(events.INTERRUPTED_MESSAGE))
 
 
 async def _close_reader(handle: RunHandle) -> None:
@@ -143,6 +161,7 @@ _ads_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lhama-ads"
 async def _decide_ad(ad_request) -> dict | None:
     from ads.services.decision import ad_decide
 
+    started = time.monotonic()
     try:
         return await asyncio.wait_for(
             # Its own pool thread (its DB connection cleaned up around the call), so a slow
@@ -153,16 +172,21 @@ async def _decide_ad(ad_request) -> dict | None:
         )
     except TimeoutError:
         logger.info("ad decision missed its %.2f s budget", settings.ADS_DECISION_BUDGET_S)
+        ad_metrics.ad_decision_record(outcome="timeout")
         return None
     except Exception:  # no ad is the safe failure
         logger.exception("ad decision failed")
+        ad_metrics.ad_decision_record(outcome="failed")
         return None
+    finally:
+        ad_metrics.ad_decision_seconds.observe(time.monotonic() - started)
 
 
 async def run_generate(*, handle: RunHandle) -> None:
     """Write the answer of `handle`'s run, to its end: stopped, failed or complete."""
     spec = handle.spec
     loop = asyncio.get_running_loop()
+    started_at = loop.time()
     ad_task = loop.create_task(_decide_ad(spec.ad_request)) if spec.ad_request is not None else None
     snapshot_task = loop.create_task(_snapshot_loop(handle))
     status = "complete"
@@ -170,6 +194,7 @@ async def run_generate(*, handle: RunHandle) -> None:
     finish_reason = ""
     usage = None
     content_chunks = 0
+    first_chunk_at = last_chunk_at = 0.0
     first_token_at = None
     messages = spec.messages
     pending: list[str] = []
@@ -187,6 +212,7 @@ async def run_generate(*, handle: RunHandle) -> None:
         last_flush = loop.time()
         if first_token_at is None:
             first_token_at = timezone.now()
+            metrics.time_to_first_token.labels(tier=spec.tier.slug).observe(last_flush - started_at)
 
     try:
         messages, max_tokens = await _fit_exactly(spec)
@@ -217,6 +243,9 @@ async def run_generate(*, handle: RunHandle) -> None:
                 finish_reason = chunk.finish_reason
             if chunk.text:
                 content_chunks += 1
+                last_chunk_at = loop.time()
+                if content_chunks == 1:
+                    first_chunk_at = last_chunk_at
                 pending.append(chunk.text)
                 if handle.seq == 0 or loop.time() - last_flush >= window:
                     await flush()
@@ -233,6 +262,10 @@ async def run_generate(*, handle: RunHandle) -> None:
         snapshot_task.cancel()
         await _close_reader(handle)
 
+    if content_chunks > 1:
+        metrics.time_between_tokens.labels(tier=spec.tier.slug).observe(
+            (last_chunk_at - first_chunk_at) / (content_chunks - 1)
+        )
     try:
         await _finish(handle, status=status, error=error, finish_reason=finish_reason, usage=usage,
                       content_chunks=content_chunks, messages=messages, first_token_at=first_token_at,
@@ -250,7 +283,7 @@ async def _finish(handle: RunHandle, *, status, error, finish_reason, usage, con
     spec = handle.spec
     text = handle.text
     if error is not None:
-        status = "error"
+        status = "interrupted" if isinstance(error, RunInterrupted) else "error"
     usage_counted = usage is None
     if usage is None:
         # llama.cpp sends no usage chunk, and a stopped or failed stream never gets one.
@@ -289,6 +322,10 @@ async def _finish(handle: RunHandle, *, status, error, finish_reason, usage, con
         await events.event_send(events.end(run_id=spec.run_id))
         return
 
+    metrics.run_outcomes.labels(status=status).inc()
+    metrics.completion_tokens.labels(tier=spec.tier.slug).inc(completion_tokens)
+    if error is not None and status == "error" and error_code.startswith("upstream"):
+        metrics.upstream_errors.labels(tier=spec.tier.slug, kind=error_code).inc()
     if error is not None:
         await events.event_send(events.error(
             code=error_code, message=error_message, run_id=spec.run_id, retryable=getattr(error, "retryable", True)

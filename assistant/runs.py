@@ -26,10 +26,11 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from assistant import events, services
+from assistant import events, lifecycle, metrics, services
 from assistant.generation import RunHandle, run_generate
 from assistant.runlog import run_log
 from assistant.selectors import Owner
+from config.logs import request_id_set
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,9 @@ _control: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[str, asynci
 
 async def _process_owner() -> str:
     """This process's owner tag; with a shared channel layer it names the control channel
-    (created on first use, with a listener task on this event loop)."""
+    (created on first use, with a listener task on this event loop). Its heartbeat runs
+    from the first run on (assistant/lifecycle.py: the reaper knows a dead process by its silence)."""
+    await lifecycle.heartbeat_start(_PROCESS_ID, owned_runs=runs_owned)
     if not events.channel_layer_is_shared():
         return _PROCESS_ID
     loop = asyncio.get_running_loop()
@@ -80,6 +83,11 @@ async def _control_listener(layer, channel: str) -> None:
 _local_runs: dict[str, RunHandle] = {}
 
 
+def runs_owned() -> list[RunHandle]:
+    """The runs this process owns now (a drain waits for them)."""
+    return list(_local_runs.values())
+
+
 async def run_launch(
     *,
     owner: Owner,
@@ -102,6 +110,8 @@ async def run_launch(
     is then ended and its quota given back. So it is too when `admit`, asked once the run is
     written, says no: the session that asked for it ended meanwhile (a logout while the
     run was being written), and nothing new starts for a session that has ended."""
+    if lifecycle.draining():
+        raise services.RunRejected("draining", "This server is restarting. Reconnecting you…", retryable=True)
     # Not thread-sensitive: concurrent sends each get a pool thread (and connection)
     # instead of queueing on the one thread that serves every socket's ORM calls.
     spec = await database_sync_to_async(services.run_begin, thread_sensitive=False)(
@@ -142,10 +152,15 @@ async def _run_start(spec: services.RunSpec) -> RunHandle:
 
 
 async def _run_owned(handle: RunHandle) -> None:
+    # Every log line of the run carries its id (config/logs.py); this task's context only.
+    request_id_set(handle.spec.run_id)
+    metrics.runs_active.inc()
     try:
+        await lifecycle.reservation_remember(run_id=handle.spec.run_id, reservation=handle.spec.reservation)
         await run_generate(handle=handle)
     finally:
         _local_runs.pop(handle.spec.run_id, None)
+        metrics.runs_active.dec()
         run_log().release(handle.spec.run_id)
 
 

@@ -26,7 +26,7 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
-from assistant import events
+from assistant import events, lifecycle, metrics
 from assistant.attachments import (
     AttachmentError,
     attachments_attach,
@@ -566,14 +566,23 @@ def run_abort(*, spec: RunSpec, message: str) -> None:
 
 
 def runs_reap_orphans() -> list[str]:
-    """Mark runs whose owner stopped sending heartbeats as interrupted, keeping the partial
-    text of their last snapshot. Returns the ids of the runs marked."""
-    cutoff = timezone.now() - timedelta(seconds=settings.ASSISTANT_RUN_STALE_S)
+    """Mark runs whose owner died as interrupted, keeping the partial text of their last
+    snapshot and settling their quota reservation with it. A run's owner is dead when its
+    process heartbeat expired (assistant/lifecycle.py: seconds after a SIGKILL) and the run
+    has been silent as long, or when the run itself has been silent ASSISTANT_RUN_STALE_S.
+    Runs of live processes are never touched. Returns the ids of the runs marked."""
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=settings.ASSISTANT_RUN_STALE_S)
+    silent = now - timedelta(seconds=settings.ASSISTANT_PROCESS_STALE_S)
+    candidates = list(GenerationRun.objects.filter(status=GenerationRun.Status.RUNNING, heartbeat_at__lt=silent))
+    alive = lifecycle.processes_alive({run.owner.split("|")[0] for run in candidates})
     reaped = []
-    for run in GenerationRun.objects.filter(status=GenerationRun.Status.RUNNING, heartbeat_at__lt=cutoff):
+    for run in candidates:
+        if run.heartbeat_at >= cutoff and run.owner.split("|")[0] in alive:
+            continue
         with transaction.atomic():
             updated = GenerationRun.objects.filter(
-                pk=run.pk, status=GenerationRun.Status.RUNNING, heartbeat_at__lt=cutoff
+                pk=run.pk, status=GenerationRun.Status.RUNNING, heartbeat_at=run.heartbeat_at
             ).update(
                 status=GenerationRun.Status.INTERRUPTED,
                 finished_at=timezone.now(),
@@ -585,6 +594,11 @@ def runs_reap_orphans() -> list[str]:
             Message.objects.filter(pk=run.assistant_message_id).update(
                 status=Message.Status.INTERRUPTED, error_code="interrupted", updated_at=timezone.now()
             )
+        text = Message.objects.filter(pk=run.assistant_message_id).values_list("content", flat=True).first() or ""
+        _quota_settle_quietly(
+            reservation=lifecycle.reservation_recall(run_id=str(run.pk)), used_tokens=estimate_tokens(text)
+        )
+        metrics.run_outcomes.labels(status="interrupted").inc()
         reaped.append(str(run.pk))
     return reaped
 

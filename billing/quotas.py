@@ -44,6 +44,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
+from billing import metrics as billing_metrics
 from billing.entitlements import GUEST_PLAN_SLUG, Entitlements
 from billing.models import QuotaReservation, QuotaUsage
 
@@ -245,13 +246,14 @@ def quota_reserve(
         raise ValueError("A reservation needs a positive number of tokens.")
     now = now or timezone.now()
     buckets, network = _buckets(subject, entitlements, tokens_per_minute)
-    if settings.REDIS_URL:
-        return _redis_reserve(
+    reserve = _redis_reserve if settings.REDIS_URL else _db_reserve
+    try:
+        return reserve(
             subject=subject, buckets=buckets, network=network, entitlements=entitlements, tokens=tokens, now=now
         )
-    return _db_reserve(
-        subject=subject, buckets=buckets, network=network, entitlements=entitlements, tokens=tokens, now=now
-    )
+    except QuotaExceeded as exc:
+        billing_metrics.quota_refusals.labels(kind=exc.code).inc()
+        raise
 
 
 def quota_settle(*, reservation: Reservation, used_tokens: int) -> None:

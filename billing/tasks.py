@@ -5,12 +5,17 @@ from __future__ import annotations
 from celery import shared_task
 
 from billing import metering, quotas, subscriptions, webhooks
+from billing.metrics import webhook_failures
 from billing.stripe_api import stripe_configured
 
 
 @shared_task(name="billing.process_stripe_event", ignore_result=True)
 def process_stripe_event(event_pk: int) -> None:
-    webhooks.stripe_event_process(event_pk=event_pk)
+    try:
+        webhooks.stripe_event_process(event_pk=event_pk)
+    except Exception:
+        webhook_failures.inc()  # the event stays unprocessed; a replay or the resync retries it
+        raise
 
 
 @shared_task(name="billing.resync_subscriptions", ignore_result=True)

@@ -25,6 +25,7 @@ from django.utils import timezone
 from ads import embeddings, minors, sensitive, tracking
 from ads import index as ad_index
 from ads import language as ad_language
+from ads import metrics as ad_metrics
 from ads import selection as ad_selection
 from ads.campaign_index import Entry
 from ads.models import Impression
@@ -297,15 +298,18 @@ def _engine_ready(*, wait_s: float = 0.0) -> bool:
 def ad_decide(*, request: AdRequest, now: datetime | None = None) -> dict | None:
     """The `ad` payload for this conversation, or None. Records the served
     (unacknowledged, uncharged) impression. `now` is for simulations and tests."""
-    if _gate(request):
+    if gate := _gate(request):
+        ad_metrics.ad_decision_record(outcome="no_ad", reason=gate)
         return None
     # Half the decision's budget at most: the other half is the decision's own.
     if not _engine_ready(wait_s=settings.ADS_DECISION_BUDGET_S / 2):
+        ad_metrics.ad_decision_record(outcome="no_ad", reason="engine_not_ready")
         return None
     now = now or timezone.now()
     viewer = tracking.viewer_key(user_id=request.user_id, session_key=request.session_key)
     try:
         if _gate_sensitive(request) is not None:
+            ad_metrics.ad_decision_record(outcome="no_ad", reason="sensitive")
             return None
         if not request.language:
             request = dataclasses.replace(
@@ -315,10 +319,14 @@ def ad_decide(*, request: AdRequest, now: datetime | None = None) -> dict | None
             context_text=request.context_text, now=now, language=request.language, viewer=viewer
         )
         if decision.reason or decision.selection is None or decision.selection.winner is None:
+            ad_metrics.ad_decision_record(outcome="no_ad", reason=decision.reason or "no_winner")
             return None
-        return _impression_record(request=request, decision=decision, now=now)
+        ad = _impression_record(request=request, decision=decision, now=now)
+        ad_metrics.ad_decision_record(outcome="served")
+        return ad
     except Exception:  # an ad is never worth a failed answer: log it, show none
         logger.exception("ads: the decision failed for conversation %s", request.conversation_id)
+        ad_metrics.ad_decision_record(outcome="failed")
         return None
 
 

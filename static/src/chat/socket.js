@@ -4,6 +4,7 @@
 
 const PING_EVERY_MS = 25000;
 const CLOSE_REFUSED = 4403; // the server refused this origin or session
+const CLOSE_DRAINING = 4503; // that server process is shutting down: reconnect now (to another)
 
 /**
  * `path`: the socket's path on this host; `connection`: the status element.
@@ -69,6 +70,12 @@ export function createSocket({ path, connection, onFrame, onRefused, onDrop }) {
         return;
       }
       onDrop();
+      if (event.code === CLOSE_DRAINING) {
+        // Every socket of the process closes at once: a little jitter spreads their return.
+        attempt = 0;
+        reconnectTimer = setTimeout(connect, Math.random() * 500);
+        return;
+      }
       scheduleReconnect();
     });
     ws.addEventListener("open", () => {
