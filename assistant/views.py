@@ -236,6 +236,8 @@ def conversation_rename(request: HttpRequest, conversation_id) -> HttpResponse:
         form = RenameForm(initial={"title": conversation.title})
         context = {"c": conversation, "form": form, "active_id": request.GET.get("active", "")}
         return render(request, f"{CHAT_TEMPLATE}#rename_form", context)
+    # The renamed entry is rendered whole again, its "Move to" menu included.
+    projects_list = list(projects.projects_for_owner(owner=owner_for(request)))
     form = RenameForm(request.POST)
     if not form.is_valid():
         context = {"c": conversation, "form": form, "active_id": request.POST.get("active", "")}
@@ -245,7 +247,7 @@ def conversation_rename(request: HttpRequest, conversation_id) -> HttpResponse:
         return render(
             request,
             f"{CHAT_TEMPLATE}#renamed",
-            {"c": conversation, "active_id": request.POST.get("active", "")},
+            {"c": conversation, "active_id": request.POST.get("active", ""), "projects": projects_list},
         )
     return redirect("assistant:conversation", conversation_id=conversation.pk)
 

@@ -10,6 +10,8 @@ import { createStream } from "./chat/stream.js";
 import { createComposer } from "./chat/composer.js";
 import { createActions } from "./chat/actions.js";
 import { createSidebar } from "./chat/sidebar.js";
+import { createAttachments } from "./chat/attachments.js";
+import { createKeyboard } from "./chat/keyboard.js";
 import { createFrames } from "./chat/frames.js";
 import { resumeOnLoad } from "./chat/resume.js";
 
@@ -45,7 +47,9 @@ function init(root) {
     retry: (v) => composer.retryView(v),
     updateCounter: () => composer.updateCounter(),
   });
-  composer = createComposer(page, { socket, stream });
+  const attachments = createAttachments(page);
+  composer = createComposer(page, { socket, stream, attachments });
+  createKeyboard(page, { socket });
   createActions(page, { socket, stream });
   const sidebar = createSidebar(page);
   frames = createFrames(page, { socket, stream, composer, sidebar });

@@ -1,9 +1,11 @@
 // The composer: the message box (character count, auto-height, Enter to send), the Stop
-// button and Escape, sending a message, and sending a failed one again (Retry).
+// button, sending a message (with its attached files, and in the page's project when it
+// starts a conversation), and sending a failed one again (Retry). Escape is keyboard.js's.
 import { BUSY } from "./page.js";
 import { userMessageEl } from "./messages.js";
+import { sentChips } from "./attachments.js";
 
-export function createComposer(page, { socket, stream }) {
+export function createComposer(page, { socket, stream, attachments }) {
   const { thread, composer, input, counter, sendButton, stopButton } = page.els;
   const { state } = page;
 
@@ -21,8 +23,11 @@ export function createComposer(page, { socket, stream }) {
     input.style.height = `${Math.min(input.scrollHeight, 240)}px`;
   }
 
-  /** Sends `text` as a new turn; false (with a toast saying why) when it cannot go now. */
-  function sendMessage(text) {
+  /**
+   * Sends `text` as a new turn, with the composer's attached files (or `files`, when a
+   * refused message is sent again); false (with a toast saying why) when it cannot go now.
+   */
+  function sendMessage(text, files = null) {
     const content = text.trim();
     if (!content) return false;
     if (content.length > state.maxChars) {
@@ -37,12 +42,22 @@ export function createComposer(page, { socket, stream }) {
       page.showToast("Not connected yet — Lhama is reconnecting. Your message is kept.", "offline");
       return false;
     }
+    if (!files && attachments.busy()) {
+      page.showToast("Wait for the attached files to finish reading.");
+      return false;
+    }
     page.showToast("");
+    const attached = files || attachments.take();
     const userEl = userMessageEl(content);
+    if (attached.length) userEl.querySelector(".msg-body").after(sentChips(attached));
     thread.append(userEl);
     const frame = { type: "message.send", content };
+    if (attached.length) frame.attachments = attached.map((file) => file.id);
     if (state.temporary && !state.conversationId) frame.temporary = true; // the first message starts it
-    stream.dispatch(frame, userEl);
+    // A new chat on a project's page is filed in that project.
+    else if (!state.conversationId && page.els.root.dataset.projectId) frame.project_id = page.els.root.dataset.projectId;
+    const v = stream.dispatch(frame, userEl);
+    v.files = attached; // a refused message keeps its files for Retry (the server did not take them)
     if (page.els.temporaryToggle) page.els.temporaryToggle.disabled = true;
     return true;
   }
@@ -60,7 +75,7 @@ export function createComposer(page, { socket, stream }) {
       stream.dispatch({ type: "message.edit", message_id: userId, content }, v.userEl);
     } else {
       if (v.userEl) v.userEl.remove();
-      sendMessage(content);
+      sendMessage(content, v.files || []);
     }
   }
 
@@ -102,13 +117,6 @@ export function createComposer(page, { socket, stream }) {
       stream.failView(view, { message: "Stopped before the answer started.", retryable: true });
     }
   });
-  document.addEventListener("keydown", (event) => {
-    const { view } = state;
-    if (event.key === "Escape" && view && view.runId && document.activeElement === input) {
-      socket.send({ type: "run.stop", run_id: view.runId });
-    }
-  });
-
   /** What a sponsored question does: ask it now, or leave it in the box when it cannot go yet. */
   function ask(question) {
     if (!sendMessage(question)) input.value = question;

@@ -23,6 +23,12 @@ export function createPage(root) {
     emptyState: $("empty-state"),
     temporaryToggle: $("temporary-toggle"),
     temporaryBanner: $("temporary-banner"),
+    attachInput: $("attach-input"),
+    attachButton: $("attach-button"),
+    attachmentChips: $("attachment-chips"),
+    scrollLatest: $("scroll-latest"),
+    shortcuts: $("shortcuts"),
+    shortcutsButton: $("shortcuts-button"),
   };
   const urls = {
     feedback: root.dataset.feedbackUrl,
@@ -30,6 +36,8 @@ export function createPage(root) {
     list: root.dataset.listUrl,
     title: root.dataset.titleUrl,
     conversation: root.dataset.conversationUrl,
+    attachment: root.dataset.attachmentUrl,
+    attachmentRemove: root.dataset.attachmentRemoveUrl,
     branch: root.dataset.branchUrl,
   };
   const state = {
@@ -73,5 +81,15 @@ export function createPage(root) {
     els.thread.scrollTop = els.thread.scrollHeight;
   }
 
-  return { els, urls, state, urlFor, post, showToast, newId, nearBottom, scrollToBottom };
+  /** A multipart POST (a file upload) with the CSRF header. */
+  async function postForm(url, formData) {
+    return fetch(url, {
+      method: "POST",
+      body: formData,
+      credentials: "same-origin",
+      headers: { "X-CSRFToken": csrfToken(), "X-Requested-With": "fetch" },
+    });
+  }
+
+  return { els, urls, state, urlFor, post, postForm, showToast, newId, nearBottom, scrollToBottom };
 }

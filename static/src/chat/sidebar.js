@@ -69,6 +69,7 @@ export function createSidebar(page) {
     if (!list || !urls.list) return;
     const url = new URL(urls.list, window.location.origin);
     if (state.conversationId) url.searchParams.set("active", state.conversationId);
+    if (root.dataset.projectId) url.searchParams.set("project", root.dataset.projectId); // a project's page lists its own
     const resp = await fetch(url, { credentials: "same-origin" }).catch(() => null);
     if (!resp || !resp.ok) return;
     list.innerHTML = await resp.text(); // our own server-rendered, auto-escaped partial
