@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
-from billing.models import BalanceAccount, Customer, Plan
+from billing.models import ApiTierPrice, BalanceAccount, Customer, Plan
 from billing.stripe_api import stripe_client
 
 logger = logging.getLogger(__name__)
@@ -62,6 +62,16 @@ def price_id_lookup(*, lookup_key: str) -> str:
     return prices.data[0].id
 
 
+def _metered_lookup_keys(*, plan: Plan, interval: str) -> list[str]:
+    """The metered API prices (per tier the plan unlocks, where ApiTierPrice names one)
+    that a monthly subscription carries, so that Stripe invoices its API usage with it.
+    Metered prices bill monthly; a yearly subscription gets none (docs/billing.md)."""
+    if interval != "monthly":
+        return []
+    prices = ApiTierPrice.objects.filter(tier_slug__in=plan.model_tier_slugs).exclude(stripe_price_lookup_key="")
+    return list(prices.order_by("tier_slug").values_list("stripe_price_lookup_key", flat=True))
+
+
 def subscription_checkout_create(*, user, plan: Plan, interval: str, request_token: str) -> str:
     """Start a subscription in Stripe Checkout; returns the URL to redirect to.
 
@@ -75,6 +85,8 @@ def subscription_checkout_create(*, user, plan: Plan, interval: str, request_tok
         raise PlanNotForSale(f"{plan.name} is not sold {interval}.")
     customer = customer_get_or_create(user=user)
     price_id = price_id_lookup(lookup_key=lookup_key)
+    line_items: list[dict] = [{"price": price_id, "quantity": 1}]
+    line_items += [{"price": price_id_lookup(lookup_key=key)} for key in _metered_lookup_keys(plan=plan, interval=interval)]
     client = stripe_client()
     metadata = {"user_id": str(user.pk), "plan_slug": plan.slug}
     session = client.v1.checkout.sessions.create(
@@ -82,7 +94,7 @@ def subscription_checkout_create(*, user, plan: Plan, interval: str, request_tok
             "mode": "subscription",
             "customer": customer.stripe_customer_id,
             "client_reference_id": str(user.pk),
-            "line_items": [{"price": price_id, "quantity": 1}],
+            "line_items": line_items,
             "success_url": _absolute(reverse("billing:success")) + "?session_id={CHECKOUT_SESSION_ID}",
             "cancel_url": _absolute(reverse("billing:pricing")),
             "metadata": metadata,

@@ -67,6 +67,27 @@ def test_subscribe_creates_a_checkout_session_with_the_right_parameters(client, 
         assert request.header("Authorization") == "Bearer sk_test_lhama"
 
 
+def test_a_monthly_subscription_carries_the_metered_api_prices_of_its_tiers(client, user, plans, stripe_routes):
+    from billing.models import ApiTierPrice
+
+    ApiTierPrice.objects.filter(tier_slug="llama-3.1-8b").update(stripe_price_lookup_key="lhama_api_8b")
+    ApiTierPrice.objects.filter(tier_slug="llama-3.1-70b").update(stripe_price_lookup_key="lhama_api_70b")
+    ApiTierPrice.objects.filter(tier_slug="llama-3.1-405b").update(stripe_price_lookup_key="lhama_api_405b")
+    client.force_login(user)
+    client.post("/billing/subscribe/plus", {"interval": "monthly", "request_token": TOKEN})
+    [session] = stripe_routes.sent("POST", "/v1/checkout/sessions")
+    # Plus unlocks 8B and 70B: their metered prices, without a quantity (Stripe meters them).
+    items = {k: v for k, v in session.params.items() if k.startswith("line_items")}
+    assert items == {
+        "line_items[0][price]": "price_for_lhama_plus_monthly", "line_items[0][quantity]": "1",
+        "line_items[1][price]": "price_for_lhama_api_70b", "line_items[2][price]": "price_for_lhama_api_8b",
+    }
+    # Yearly: the plan's price alone (metered prices bill monthly).
+    client.post("/billing/subscribe/plus", {"interval": "yearly", "request_token": TOKEN})
+    yearly = stripe_routes.sent("POST", "/v1/checkout/sessions")[1]
+    assert [k for k in yearly.params if k.startswith("line_items")] == ["line_items[0][price]", "line_items[0][quantity]"]
+
+
 def test_the_customer_is_reused_and_yearly_uses_the_yearly_price(client, user, plans, stripe_routes):
     CustomerFactory(user=user, stripe_customer_id="cus_existing")
     client.force_login(user)
