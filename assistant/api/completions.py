@@ -144,9 +144,11 @@ def completion_body_parse(raw: bytes) -> ChatCompletionBody:
         first = exc.errors()[0]
         # A union's branch shows in the location as its type ("stop.str"): name the field only.
         param = ".".join(str(part) for part in first["loc"] if not _is_branch(part)) or None
+        if first["type"] == "missing":
+            raise ApiError.bad_request(f"Missing required parameter: '{param}'.", param=param,
+                                       code="missing_required_parameter") from None
         raise ApiError.bad_request(f"Invalid value for '{param}': {first['msg']}.", param=param,
-                                   code="invalid_value" if first["type"] != "missing" else "missing_required_parameter",
-                                   ) from None
+                                   code="invalid_value") from None
     error = _unsupported(body)
     if error is not None:
         raise error

@@ -129,10 +129,10 @@ def revoke(server: LiveServer, key_id: int) -> None:
     )
 
 
-def client_for(server: LiveServer, key: str, **kwargs) -> openai.OpenAI:
+def client_for(server: LiveServer, key: str, *, timeout: float = 30) -> openai.OpenAI:
     # No retries: a test counts exactly what the server answered.
-    return openai.OpenAI(base_url=f"{server.url}/api/v1", api_key=key, max_retries=0, timeout=30, **kwargs)
+    return openai.OpenAI(base_url=f"{server.url}/api/v1", api_key=key, max_retries=0, timeout=timeout)
 
 
-def async_client_for(server: LiveServer, key: str, **kwargs) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=f"{server.url}/api/v1", api_key=key, max_retries=0, timeout=60, **kwargs)
+def async_client_for(server: LiveServer, key: str, *, timeout: float = 60) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=f"{server.url}/api/v1", api_key=key, max_retries=0, timeout=timeout)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import openai
 import pytest
 
+from assistant.inference import PER_MESSAGE_OVERHEAD, PROMPT_OVERHEAD
 from tests.api.conftest import REPLY, client_for, make_account
 
 pytestmark = pytest.mark.timeout(180)
@@ -72,9 +73,11 @@ def test_usage_is_counted_when_the_upstream_sends_none(api_server, api_upstream,
     completion = client_for(api_server, free["key"]).chat.completions.create(
         model="llama-3.1-8b", messages=[{"role": "user", "content": "NOUSAGE please"}])
     assert completion.usage.completion_tokens == len(REPLY)
-    # The chat's own count: the fake's tokenizer is not used by this tier (estimate), so the
-    # count is at least the fake's word count.
-    assert completion.usage.prompt_tokens >= api_upstream.prompt_tokens(api_upstream.records[-1].body)
+    # The chat's own count: the tier's tokenizer endpoint (the fake's llama.cpp one counts
+    # words + 1) and the chat template's overheads, once per message and once per prompt.
+    words = len("NOUSAGE please".split())
+    assert completion.usage.prompt_tokens == PROMPT_OVERHEAD + words + 1 + PER_MESSAGE_OVERHEAD
+    assert api_upstream.tokenize_calls > 0
 
 
 def test_sampling_and_stop_reach_the_upstream(api_server, api_upstream, free):
