@@ -13,9 +13,10 @@ class AssistantConfig(AppConfig):
         # Periodic tasks (django-celery-beat copies these into its tables at start-up).
         settings.CELERY_BEAT_SCHEDULE.update(
             {
+                # As often as processes beat: a dead owner's runs are interrupted within seconds.
                 "assistant-reap-orphaned-runs": {
                     "task": "assistant.runs_reap_orphans",
-                    "schedule": timedelta(seconds=30),
+                    "schedule": timedelta(seconds=settings.ASSISTANT_PROCESS_HEARTBEAT_S),
                 },
                 "assistant-sweep-temporary-chats": {
                     "task": "assistant.temporary_conversations_sweep",

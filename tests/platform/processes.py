@@ -51,11 +51,14 @@ def start_daphne(port: int, log_path: Path, **extra: str) -> subprocess.Popen:
     )
 
 
-def start_worker(log_path: Path, **extra: str) -> subprocess.Popen:
+def start_worker(log_path: Path, *, beat: bool = False, **extra: str) -> subprocess.Popen:
+    """A Celery worker on the test's database and Redis; with `beat`, the periodic tasks too
+    (django-celery-beat's scheduler, in the worker: -B)."""
     log = log_path.open("w")
     return subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO", "--concurrency=1",
-         "--without-gossip", "--without-mingle", "--pool=solo"],
+         "--without-gossip", "--without-mingle", "--pool=solo",
+         *(["-B", f"--schedule={log_path.parent / 'celerybeat-schedule'}"] if beat else [])],
         cwd=ROOT, env=process_env(**extra), stdout=log, stderr=subprocess.STDOUT,
     )
 
