@@ -658,10 +658,11 @@ def message_feedback_set(*, message: Message, feedback: str, comment: str = "") 
 
 
 def conversations_claim_for_user(*, session_key: str, user) -> int:
-    """Move a guest session's conversations to the user who just signed up or logged in."""
+    """Move a guest session's conversations to the user who just signed up or logged in
+    (not a temporary chat: it stays the guest socket's, which deletes it when it closes)."""
     if not session_key or user is None or not user.pk:
         return 0
-    return Conversation.objects.filter(user__isnull=True, session_key=session_key).update(
+    return Conversation.objects.filter(user__isnull=True, session_key=session_key, is_temporary=False).update(
         user=user, session_key="", updated_at=F("updated_at")
     )
 

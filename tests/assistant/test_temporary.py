@@ -182,3 +182,14 @@ def test_the_sweep_deletes_temporary_chats_a_crash_left_behind(member, settings)
     assert not GenerationRun.objects.filter(conversation_id=left_behind.pk).exists()
     entries = [e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"] == "assistant.temporary_conversations_sweep"]
     assert len(entries) == 1
+
+
+def test_signing_in_does_not_move_a_guests_temporary_chat_to_the_account(member):
+    from assistant.services import conversations_claim_for_user
+
+    kept = Conversation.objects.create(session_key="guest-key")
+    temporary = Conversation.objects.create(session_key="guest-key", is_temporary=True)
+    assert conversations_claim_for_user(session_key="guest-key", user=member) == 1
+    kept.refresh_from_db()
+    temporary.refresh_from_db()
+    assert (kept.user_id, temporary.user_id, temporary.session_key) == (member.pk, None, "guest-key")
