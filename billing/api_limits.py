@@ -26,7 +26,8 @@ from datetime import UTC, datetime, timedelta
 
 from django.utils import timezone
 
-from billing.entitlements import Entitlements, entitlements_for, plan_for_user
+from billing.entitlements import Entitlements, entitlements_from_plan, entitlements_guest, plan_for_user
+from billing.models import Plan
 from billing.quotas import (
     QuotaExceeded,
     Reservation,
@@ -85,7 +86,14 @@ def api_subject_for(*, user_id: int) -> str:
 
 def api_limits_for(*, user) -> ApiLimits:
     """The API limits of the user's plan now; no plan (or not signed in): all zero."""
-    plan = plan_for_user(user=user) if user is not None and getattr(user, "is_authenticated", False) else None
+    return _limits(_plan(user))
+
+
+def _plan(user) -> Plan | None:
+    return plan_for_user(user=user) if user is not None and getattr(user, "is_authenticated", False) else None
+
+
+def _limits(plan: Plan | None) -> ApiLimits:
     if plan is None:
         return ApiLimits(plan_slug="", requests_per_minute=0, tokens_per_minute=0, tokens_per_day=0,
                          concurrent_streams=0)
@@ -132,9 +140,9 @@ def _next_minute(now: datetime) -> datetime:
     return now.astimezone(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
 
 
-def _quota_entitlements(*, user, limits: ApiLimits) -> Entitlements:
+def _quota_entitlements(*, plan: Plan | None, limits: ApiLimits) -> Entitlements:
     return dataclasses.replace(
-        entitlements_for(user=user),
+        entitlements_from_plan(plan=plan) if plan is not None else entitlements_guest(),
         daily_tokens=limits.tokens_per_day,
         requests_per_minute=limits.requests_per_minute,
         concurrent_runs=limits.concurrent_streams,
@@ -178,12 +186,13 @@ def api_admit(
     if not isinstance(tokens, int) or tokens <= 0:
         raise ValueError("An API request reserves a positive number of tokens.")
     now = now or timezone.now()
-    limits = api_limits_for(user=user)
+    plan = _plan(user)  # read once: the limits and the quota's entitlements agree
+    limits = _limits(plan)
     subject = api_subject_for(user_id=user.pk)
     try:
         reservation = quota_reserve(
             subject=subject,
-            entitlements=_quota_entitlements(user=user, limits=limits),
+            entitlements=_quota_entitlements(plan=plan, limits=limits),
             tokens=tokens,
             now=now,
             tokens_per_minute=limits.tokens_per_minute,
