@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from billing.models import Customer, PlanGrant, Subscription
+from billing.models import ApiUsageRecord, Customer, PlanGrant, Subscription
 from billing.stripe_api import stripe_client, stripe_configured
 
 logger = logging.getLogger(__name__)
@@ -33,6 +33,28 @@ def user_export(*, user) -> dict:
                 "revoked_at": grant.revoked_at.isoformat() if grant.revoked_at else None,
             }
             for grant in PlanGrant.objects.filter(user=user).select_related("plan")
+        ],
+        # Every API request's usage record, oldest first. After the account is deleted the
+        # records stay without it (the bill of tokens already used), as aggregates do.
+        "api_usage": [
+            {
+                "request_id": record["request_id"],
+                "created_at": record["created_at"].isoformat(),
+                "key_id": record["key_id"],
+                "key_name": record["key_name"],
+                "model": record["tier_slug"],
+                "prompt_tokens": record["prompt_tokens"],
+                "completion_tokens": record["completion_tokens"],
+                "billed": record["billable"],
+                "reported_to_stripe_at": record["reported_at"].isoformat() if record["reported_at"] else None,
+            }
+            for record in ApiUsageRecord.objects.filter(user=user)
+            .order_by("created_at", "id")
+            .values(
+                "request_id", "created_at", "key_id", "key_name", "tier_slug", "prompt_tokens", "completion_tokens",
+                "billable", "reported_at",
+            )
+            .iterator()
         ],
     }
 
