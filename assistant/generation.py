@@ -327,6 +327,8 @@ async def _finish(handle: RunHandle, *, status, error, finish_reason, usage, con
     if error is not None and status == "error" and error_code.startswith("upstream"):
         metrics.upstream_errors.labels(tier=spec.tier.slug, kind=error_code).inc()
     if error is not None:
+        # Support finds this line by the run id the page shows (config/logs.py adds it to each line).
+        logger.warning("run ended with %s: %s", error_code, error_message)
         await events.event_send(events.error(
             code=error_code, message=error_message, run_id=spec.run_id, retryable=getattr(error, "retryable", True)
         ))

@@ -86,8 +86,19 @@ class RequestIdMiddleware:
         return response
 
 
+_base_factory = logging.getLogRecordFactory()
+
+
+def _record_with_request_id(*args, **kwargs) -> logging.LogRecord:
+    record = _base_factory(*args, **kwargs)
+    record.request_id = _request_id.get()
+    return record
+
+
 def logging_config(*, production: bool, level: str) -> dict:
-    """The LOGGING dict settings.py uses."""
+    """The LOGGING dict settings.py uses. Every record gets `request_id` when it is made (a
+    record factory: the id is the one of the context that logs, whichever handler formats it)."""
+    logging.setLogRecordFactory(_record_with_request_id)
     formatter = (
         {
             "()": "pythonjsonlogger.json.JsonFormatter",

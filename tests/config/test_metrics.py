@@ -9,20 +9,9 @@ from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.fake_upstream import Script
-from tests.assistant.conftest import (  # noqa: F401  (fixtures)
-    _clean_redis,
-    _fast_chat_settings,
-    _runs_drained,
-    _upstream_server,
-    free_plan,
-    member,
-    open_socket,
-    tier,
-    upstream,
-)
-from tests.assistant.conftest import login_session
-from tests.assistant.test_ads_in_chat import GPU_QUESTION, gpu_ad  # noqa: F401  (a matching campaign)
-from tests.billing.conftest import post_event, webhook_secret  # noqa: F401
+from tests.assistant.conftest import login_session, open_socket
+from tests.assistant.test_ads_in_chat import GPU_QUESTION
+from tests.billing.conftest import post_event
 from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("_runs_drained")]
@@ -79,7 +68,7 @@ def test_no_token_configured_lets_no_bearer_in(settings, transactional_db):
 
 
 async def test_a_chat_an_ad_a_click_and_a_webhook_each_move_their_counters(
-    upstream, tier, member, gpu_ad, metrics_token, webhook_secret  # noqa: F811
+    upstream, tier, member, gpu_ad, metrics_token, webhook_secret
 ):
     scraper = Client(HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
     before = await sync_to_async(scrape)(scraper)
@@ -135,7 +124,7 @@ async def test_a_chat_an_ad_a_click_and_a_webhook_each_move_their_counters(
     assert ("lhama_celery_queue_depth", (("queue", "celery"),)) in after
 
 
-async def test_a_quota_refusal_is_counted_by_kind(upstream, tier, member, free_plan, metrics_token):  # noqa: F811
+async def test_a_quota_refusal_is_counted_by_kind(upstream, tier, member, free_plan, metrics_token):
     free_plan.daily_tokens = 1
     await sync_to_async(free_plan.save)()
     scraper = Client(HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
