@@ -109,6 +109,14 @@ export function createSidebar(page) {
     }
   });
 
+  // A refused htmx request (a project that cannot be deleted now, a move that found
+  // nothing) says why in the toast: the server's plain-text reason, or a generic line.
+  document.body.addEventListener("htmx:responseError", (event) => {
+    const xhr = event.detail.xhr;
+    const plain = (xhr.getResponseHeader("Content-Type") || "").startsWith("text/plain");
+    page.showToast(plain && xhr.responseText ? xhr.responseText : "That did not work. Reload the page and try again.");
+  });
+
   /** Whether the list already shows a title for conversation `id`. */
   const hasTitle = (id) => Boolean(titleEls(id)[0]?.dataset.hasTitle);
 
