@@ -114,7 +114,14 @@ class LiveServer:
     """A Daphne subprocess serving Lhama on a free port, with its own SQLite file."""
 
     def __init__(
-        self, *, upstream_url: str, base: Path, seed_ads: bool = False, seed: str = "", env_extra: dict | None = None
+        self,
+        *,
+        upstream_url: str,
+        base: Path,
+        seed_ads: bool = False,
+        seed: str = "",
+        env_extra: dict | None = None,
+        port: int | None = None,
     ) -> None:
         self.base = base
         self.db_path = base / "e2e.sqlite3"
@@ -159,7 +166,7 @@ class LiveServer:
         for code in (seed, extra_seed):
             if code:
                 self.shell(code)
-        port = _free_port()
+        port = port or _free_port()
         self.log = open(base / "daphne.log", "wb")  # noqa: SIM115 -- kept open for the server's lifetime
         self.process = subprocess.Popen(
             [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
@@ -234,6 +241,35 @@ class LiveServer:
         self.log.close()
 
 
+class CeleryWorker:
+    """A real Celery worker subprocess with a live server's environment (its database, and
+    the embedded broker: kombu's filesystem transport under the server's LHAMA_VAR_DIR,
+    as in platform/Procfile.embedded)."""
+
+    def __init__(self, server: LiveServer) -> None:
+        self.log_path = server.base / "celery.log"
+        self.log = open(self.log_path, "wb")  # noqa: SIM115 -- kept open for the worker's lifetime
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO", "--pool=solo",
+             "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            env=server.env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while b"ready." not in self.log_path.read_bytes():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(f"the Celery worker did not start:\n{self.log_path.read_text()[-4000:]}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
 def _needs_frontend() -> None:
     if not (ROOT / "static" / "dist" / "chat.js").is_file():
         pytest.skip("the front end is not built (npm run build)")
@@ -302,3 +338,93 @@ def new_page(browser, lhama_server):
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+class Journey:
+    """The stack the journeys walk through: a live server with the demo campaigns and its
+    ad engine warm, Stripe at the network edge, and a real Celery worker (the webhooks'
+    processing, titles, the statistics roll-up)."""
+
+    def __init__(self, *, server: LiveServer, stripe, worker: CeleryWorker) -> None:
+        self.server, self.stripe, self.worker = server, stripe, worker
+        self.url = server.url
+
+
+@pytest.fixture(scope="module")
+def journey(fake_upstream, tmp_path_factory):
+    from tests.e2e.stripe_edge import StripeEdge
+
+    _needs_frontend()
+    stripe = StripeEdge().start()
+    port = _free_port()
+    env = {
+        **stripe.env(),
+        "SITE_URL": f"http://127.0.0.1:{port}",
+        # The embedded broker, also when the suite runs with REDIS_URL: the worker below runs the tasks.
+        "CELERY_BROKER_URL": "filesystem://",
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+        # A late decision serves no ad (tested in tests/ads); the journeys need the ad, on a
+        # test machine shared with a worker and a browser, so they give it more time.
+        "ADS_DECISION_BUDGET_S": "2.0",
+    }
+    server = LiveServer(upstream_url=fake_upstream.base_url, base=tmp_path_factory.mktemp("journey"), seed_ads=True,
+                        env_extra=env, port=port)
+    worker = None
+    try:
+        worker = CeleryWorker(server)
+        # The first decisions of a process load the ad engine in the background and serve no
+        # ad meanwhile: ask over the server's own socket until one is served.
+        deadline = time.monotonic() + 120
+        while not any(f["type"] == "ad" for f in server.ask("Where can I rent an H100 GPU by the hour?")):
+            if time.monotonic() > deadline:
+                pytest.fail("the journey server's ad engine served no ad within 120 s")
+        yield Journey(server=server, stripe=stripe, worker=worker)
+    finally:
+        if worker is not None:
+            worker.stop()
+        server.stop()
+        stripe.stop()
+
+
+@pytest.fixture
+def journey_page(browser, journey):
+    """journey_page(**context options) -> (page, errors) on the journey's server, as a
+    desktop browser (headless chromium's User-Agent is refused by the ad tracking as a bot)."""
+    contexts = []
+
+    def make(**options):
+        options.setdefault("viewport", {"width": 1280, "height": 800})
+        options.setdefault("base_url", journey.url)
+        options.setdefault("color_scheme", "light")
+        options.setdefault(
+            "user_agent",
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
+        )
+        context = browser.new_context(**options)
+        context.set_default_timeout(15000)
+        contexts.append(context)
+        page = context.new_page()
+        return page, _watch(page)
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+def axe_serious(page, name: str) -> None:
+    """axe-core on the page as it is now reports no serious or critical violation. Unlike
+    test_accessibility.axe_violations (a script tag, so a context that bypasses the CSP),
+    axe goes in through the DevTools protocol: the journeys keep the real CSP and still
+    see every violation of it."""
+    axe = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+    if not axe.is_file():
+        pytest.skip("axe-core is not installed (npm ci)")
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.evaluate(axe.read_text())
+    found = page.evaluate(
+        """async () => (await axe.run(document, {resultTypes: ['violations']})).violations
+             .filter(v => v.impact === 'serious' || v.impact === 'critical')
+             .map(v => ({id: v.id, impact: v.impact, help: v.help,
+                         nodes: v.nodes.slice(0, 4).map(n => n.target.join(' ') + ': ' + (n.any[0] || n.all[0] || {}).message)}))"""
+    )
+    assert found == [], f"{name}: {json.dumps(found, indent=1)}"
