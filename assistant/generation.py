@@ -219,15 +219,19 @@ async def run_generate(*, handle: RunHandle) -> None:
         if not handle.stop_requested:
             handle.reader = loop.create_task(_read_upstream(handle, messages, max_tokens))
         while True:
-            if pending:
-                try:
-                    async with asyncio.timeout(max(0.0, last_flush + window - loop.time())):
-                        item = await handle.queue.get()
-                except TimeoutError:
+            if not pending:
+                item = await handle.queue.get()
+            elif not handle.queue.empty():
+                item = handle.queue.get_nowait()
+            else:
+                # Text is waiting for the window: one sleep per window (a timer per token
+                # cost more CPU than the rest of the token's way); what arrives meanwhile
+                # is read before the flush. A stop waits at most the window too.
+                await asyncio.sleep(last_flush + window - loop.time())
+                if handle.queue.empty():
                     await flush()
                     continue
-            else:
-                item = await handle.queue.get()
+                item = handle.queue.get_nowait()
             if item is _STOP:
                 status = finish_reason = events.STOPPED
                 break
@@ -247,7 +251,9 @@ async def run_generate(*, handle: RunHandle) -> None:
                 if content_chunks == 1:
                     first_chunk_at = last_chunk_at
                 pending.append(chunk.text)
-                if handle.seq == 0 or loop.time() - last_flush >= window:
+                # The first token at once (every token without a window); later ones once
+                # the window is over and the queue is drained (what came meanwhile, in one frame).
+                if handle.seq == 0 or window <= 0 or (loop.time() - last_flush >= window and handle.queue.empty()):
                     await flush()
         await flush()
     except PromptTooLong as exc:
