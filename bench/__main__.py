@@ -11,11 +11,14 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+# Modules that are parts of a benchmark, not benchmarks (the relay's own processes).
+HELPERS = frozenset({"fake_upstream", "paced_upstream", "load_client"})
 
 
 def main(argv: list[str]) -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    names = argv or sorted(m.name for m in pkgutil.iter_modules([str(HERE)]) if not m.name.startswith("_") and m.name != "fake_upstream")
+    names = argv or sorted(m.name for m in pkgutil.iter_modules([str(HERE)])
+                           if not m.name.startswith("_") and m.name not in HELPERS)
     for name in names:
         module = importlib.import_module(f"bench.{name}")
         if not hasattr(module, "main"):
