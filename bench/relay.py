@@ -93,6 +93,7 @@ def _web_env(tmp: Path, setup: str, database_url: str, redis_url: str) -> dict:
         "SQLITE_PATH": str(tmp / "bench.sqlite3"),
         "DATABASE_URL": database_url if setup == "pg_redis" else "",
         "REDIS_URL": redis_url if setup == "pg_redis" else "",
+        "REDIS_PREFIX": f"lhama-bench-{tmp.name.split('-')[0]}",
         "CELERY_BROKER_URL": "memory://",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "DEBUG": "false",
@@ -131,7 +132,20 @@ Campaign.objects.update(frequency_cap_hour=None, frequency_cap_day=None)
 keys = []
 for _ in range(int(sys.argv[2])):
     store = SessionStore(); store.create(); keys.append(store.session_key)
-print(json.dumps(keys))
+token = ""
+try:  # the OpenAI-compatible API, where this tree has it: a Free account's key, its limits lifted
+    from assistant.api.keys import api_key_create
+except ImportError:
+    pass
+else:
+    from accounts.models import User
+    from billing.models import Plan
+    Plan.objects.filter(slug="free").update(
+        api_requests_per_minute=10**6, api_tokens_per_minute=10**9, api_tokens_per_day=2 * 10**9,
+        api_concurrent_streams=10000, daily_tokens=2 * 10**9, requests_per_minute=10**6, concurrent_runs=10000)
+    user = User.objects.create_user(email="bench@example.com", password=None)
+    token = api_key_create(user=user, name="bench").token
+print(json.dumps({"sessions": keys, "api_key": token}))
 """
 
 _ADS = """
@@ -159,7 +173,9 @@ class Web:
         self.tmp = tmp / f"{label}-{setup}-{server}"
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.env = _web_env(self.tmp, setup, database_url, redis_url)
-        self.keys: list[str] = json.loads(_django(tree, self.env, _SEED, upstream_url, str(sessions)).splitlines()[-1])
+        seeded = json.loads(_django(tree, self.env, _SEED, upstream_url, str(sessions)).splitlines()[-1])
+        self.keys: list[str] = seeded["sessions"]
+        self.api_key: str = seeded["api_key"]
         self.conversations: list[str | None] = [None] * sessions
         self.port = _free_port()
         if server == "daphne":
@@ -300,7 +316,7 @@ def _plot(result: dict, path: Path) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     series: dict[str, list] = {}
     for run in result["runs"]:
-        if run["ads"] != "on":
+        if run["ads"] not in ("on", "-"):
             continue
         series.setdefault(f"{run['tree']} {run['setup']} {run['server']}", []).append(run)
     series["limit (upstream read directly)"] = result["limit"]
@@ -366,7 +382,7 @@ def sweep(*, quick: bool, base: str | None, servers: list[str], tokens: int, lev
                         url = _scratch_url(database_url, label) if setup == "pg_redis" else ""
                         webs.append(Web(tree=tree, label=label, setup=setup, server=server,
                                         upstream_url=upstream_url, sessions=max(levels), database_url=url,
-                                        redis_url=_redis_db(redis_url, label), tmp=tmp))
+                                        redis_url=redis_url, tmp=tmp))
                     try:
                         for web in webs:  # warm-up: each guest's first message makes the conversation
                             rss_before = _rss_mb(web.process.pid)
@@ -380,6 +396,15 @@ def sweep(*, quick: bool, base: str | None, servers: list[str], tokens: int, lev
                                     web.ads(ads)
                                     records, sample = _ws_round(web, n)
                                     run = {"tree": web.label, "setup": setup, "server": server, "ads": ads,
+                                           **figures(records, _side_log(side_path), sample)}
+                                    result["runs"].append(run)
+                                    _print(run)
+                            for web in webs:  # the OpenAI-compatible API (SSE), where the tree has it
+                                if web.api_key and server == "daphne":
+                                    records, sample = _client(["api", "--url", f"http://127.0.0.1:{web.port}",
+                                                               "--key", web.api_key, "--count", str(n)],
+                                                              web.process.pid)
+                                    run = {"tree": web.label, "setup": setup, "server": "api-sse", "ads": "-",
                                            **figures(records, _side_log(side_path), sample)}
                                     result["runs"].append(run)
                                     _print(run)
@@ -403,13 +428,6 @@ def _scratch_url(database_url: str, label: str) -> str:
     return f"{database_url}_{label}"
 
 
-def _redis_db(redis_url: str, label: str) -> str:
-    if not redis_url:
-        return ""
-    base, _, db = redis_url.rpartition("/")
-    return f"{base}/{int(db or 0) + (1 if label == 'base' else 0)}"
-
-
 def _reset_scratch(database_url: str, redis_url: str, labels: list[str]) -> None:
     import psycopg
     import redis
@@ -419,8 +437,10 @@ def _reset_scratch(database_url: str, redis_url: str, labels: list[str]) -> None
         for label in labels:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}_{label}" WITH (FORCE)')
             conn.execute(f'CREATE DATABASE "{name}_{label}"')
+    client = redis.Redis.from_url(redis_url)  # only the benchmark's own keys: the database may be shared
     for label in labels:
-        redis.Redis.from_url(_redis_db(redis_url, label)).flushdb()
+        for key in client.scan_iter(match=f"lhama-bench-{label}:*", count=1000):
+            client.delete(key)
 
 
 def _print(run: dict) -> None:
@@ -441,13 +461,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--tokens", type=int)
     parser.add_argument("--levels", help="comma-separated numbers of chats (default: 1,10,50,100,200; quick: 1,10,50)")
     parser.add_argument("--keep", action="store_true", help="keep the web processes' logs and databases")
+    parser.add_argument("--name", help="the results' file name (default: relay, quick: relay_quick)")
     args = parser.parse_args(argv if argv is not None else [])
     servers = ["daphne"] if args.quick else args.servers.split(",")
     tokens = args.tokens or (50 if args.quick else 200)
     levels = tuple(int(n) for n in args.levels.split(",")) if args.levels else (QUICK_LEVELS if args.quick else LEVELS)
     result = sweep(quick=args.quick, base=args.base, servers=servers, tokens=tokens, levels=levels, keep=args.keep)
     RESULTS.mkdir(exist_ok=True)
-    name = "relay_quick" if args.quick else "relay"
+    name = args.name or ("relay_quick" if args.quick else "relay")
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
     try:
         _plot(result, RESULTS / f"{name}.png")
