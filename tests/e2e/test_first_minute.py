@@ -60,7 +60,11 @@ def fresh_lhama(tmp_path_factory):
                              stdout=log, stderr=subprocess.STDOUT)
     server = None
     try:
-        server = LiveServer(upstream_url=model_url, base=base, seed_ads=True)
+        # The model server generates on the same CPU cores as the ad decision here (on a
+        # GPU machine it does not): the decision gets more than its 0.25 s default, which a
+        # shared 2-core test machine's decisions miss while llama.cpp answers beside them.
+        server = LiveServer(upstream_url=model_url, base=base, seed_ads=True,
+                            env_extra={"ADS_DECISION_BUDGET_S": "5"})
         yield server, model, base
     finally:
         if server is not None:
@@ -75,8 +79,8 @@ def fresh_lhama(tmp_path_factory):
 
 def test_the_first_answer_on_a_fresh_server_is_a_real_one_with_its_card(fresh_lhama, new_page):
     server, model, base = fresh_lhama
-    # Not ready while the model server starts and warms up; ready once it has.
-    assert _readyz(server.url) == 503
+    # Ready only once the model server has been warmed up (tests/assistant/test_warmup.py
+    # holds the not-ready side; here the web process may start after the warm-up ended).
     deadline = time.monotonic() + 300
     while _readyz(server.url) != 200:
         assert model.poll() is None, (base / "model.log").read_text()[-3000:]
@@ -96,6 +100,12 @@ def test_the_first_answer_on_a_fresh_server_is_a_real_one_with_its_card(fresh_lh
     assert "helpful, honest assistant" not in answer and "honest assistant" not in answer, answer
     assert DEFAULT_SYSTEM_PROMPT[:40] not in answer, answer
     card = page.locator(".ad-card")
-    card.wait_for(timeout=15_000)
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        card.wait_for(timeout=15_000)
+    except PlaywrightTimeout:
+        pytest.fail("no Sponsored card on the first answer; the web process said:\n"
+                    + (base / "daphne.log").read_text()[-3000:])
     assert card.locator(".ad-label").text_content() == "Sponsored"
     assert errors == []
