@@ -231,3 +231,16 @@ def test_the_whole_backlog_is_reported_in_batches(subscriber, meters, settings):
     for n in range(7):
         _record(subscriber, n)
     assert api_usage_report_all(now=timezone.now()) == 7
+
+
+def test_the_task_retries_while_stripe_fails_and_then_reports_everything(subscriber, meters, fake_stripe):
+    for n in range(3):
+        _record(subscriber, n)
+    fake_stripe.fail(*METER_EVENTS, 500, 500, 500)  # the first attempt (the SDK's three tries) fails
+    # Eager, not propagating (so Celery runs the retry it asked for): the retry runs at
+    # once instead of after its countdown.
+    result = tasks.report_api_usage.apply(throw=False)
+    assert result.successful()
+    assert ApiUsageRecord.objects.filter(reported_at__isnull=True).count() == 0
+    assert len(meters.events) == 3
+    assert len(fake_stripe.sent(*METER_EVENTS)) == 3 + 3
