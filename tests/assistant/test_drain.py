@@ -1,7 +1,8 @@
 """SIGTERM to one of two web processes mid-stream (a deploy): 20 concurrent chats over both,
 every answer completes and is saved once; the draining process's sockets are closed with
 4503, reconnect to the other process and follow their runs there to the end; the drained
-process exits by itself."""
+process exits by itself. Past LHAMA_DRAIN_S, what still runs is saved as interrupted, its
+quota settled, and its followers are told so."""
 
 from __future__ import annotations
 
@@ -34,10 +35,9 @@ TOKENS = words(150)
 PROCESS_ENV = {"LHAMA_DRAIN_S": "30", "ASSISTANT_SNAPSHOT_INTERVAL_S": "0.5", "LOG_LEVEL": "INFO"}
 
 
-@pytest.fixture
-def two_web_processes(transactional_db, tmp_path):
+def web_processes(tmp_path, **env: str):
     ports = [free_port(), free_port()]
-    processes = [start_daphne(port, tmp_path / f"daphne-{port}.log", **PROCESS_ENV) for port in ports]
+    processes = [start_daphne(port, tmp_path / f"daphne-{port}.log", **{**PROCESS_ENV, **env}) for port in ports]
     try:
         for port, process in zip(ports, processes, strict=True):
             wait_healthy(port, process)
@@ -45,6 +45,16 @@ def two_web_processes(transactional_db, tmp_path):
     finally:
         for process in processes:
             stop(process)
+
+
+@pytest.fixture
+def two_web_processes(transactional_db, tmp_path):
+    yield from web_processes(tmp_path)
+
+
+@pytest.fixture
+def two_web_processes_short_drain(transactional_db, tmp_path):
+    yield from web_processes(tmp_path, LHAMA_DRAIN_S="1")
 
 
 async def chat(port: int, session: str, i: int):
@@ -127,3 +137,52 @@ async def test_sigterm_mid_stream_every_answer_completes_once_and_its_sockets_fo
     ))()
     assert len(answers) == CHATS  # saved once: one answer per chat, each with one run
     assert all(a.content == full and a.status == "complete" for a in answers)
+
+
+async def test_runs_still_going_at_the_drain_deadline_are_saved_as_interrupted(
+    upstream, tier, free_plan, member, member_session, two_web_processes_short_drain
+):
+    from billing.entitlements import entitlements_for
+    from billing.quotas import quota_usage_today
+
+    (procs, _tmp) = two_web_processes_short_drain
+    (port_a, process_a), (port_b, _) = procs
+    free_plan.concurrent_runs = 4
+    await sync_to_async(free_plan.save)()
+    upstream.default = Script(tokens=words(250), interval=0.05)  # 12.5 s: far past the 1 s drain
+    opened = await asyncio.gather(*(chat(port_a, member_session, i) for i in range(4)))
+    seen = {}
+    for ws, started in opened:
+        seen[started["run_id"]] = await recv(ws)
+        assert seen[started["run_id"]]["type"] == "delta"
+    process_a.send_signal(signal.SIGTERM)
+
+    async def followed_on_b(ws, started) -> list[dict]:
+        with pytest.raises(ConnectionClosed):
+            while True:
+                await recv(ws, timeout=30)
+        ws_b = await ws_connect(f"ws://127.0.0.1:{port_b}/ws/chat/", f"http://127.0.0.1:{port_b}", member_session)
+        await ws_b.send(json.dumps({"type": "run.subscribe", "run_id": started["run_id"], "after_seq": 0}))
+        frames = [await recv(ws_b, timeout=30)]
+        while frames[-1]["type"] not in ("error", "done") and not (
+            frames[-1]["type"] == "run.resync" and frames[-1]["status"] != "running"
+        ):
+            frames.append(await recv(ws_b, timeout=30))
+        await ws_b.close()
+        return frames
+
+    followed = await asyncio.gather(*(followed_on_b(ws, started) for ws, started in opened))
+    for frames in followed:
+        last = frames[-1]
+        assert (last["type"] == "error" and last["code"] == "interrupted") or last.get("status") == "interrupted"
+    assert await asyncio.to_thread(process_a.wait, 60) is not None
+    full = "".join(words(250))
+    for _, started in opened:
+        answer = await sync_to_async(Message.objects.get)(pk=started["assistant_message_id"])
+        assert answer.status == "interrupted"
+        assert answer.content and full.startswith(answer.content) and answer.content != full
+        run = await sync_to_async(GenerationRun.objects.get)(pk=started["run_id"])
+        assert run.status == "interrupted"
+    usage = await sync_to_async(lambda: quota_usage_today(
+        subject=f"user:{member.pk}", entitlements=entitlements_for(user=member)))()
+    assert (usage.tokens_reserved, usage.active_runs) == (0, 0)
