@@ -30,6 +30,7 @@ from tests.platform.processes import (
     ws_connect,
 )
 
+METRICS_TOKEN = "scrape-token-0123456789"
 needs_nginx = pytest.mark.skipif(NGINX is None, reason="needs Debian's nginx (apt-get install nginx-light)")
 
 
@@ -53,7 +54,10 @@ def test_nginx_t_refuses_a_broken_config(tmp_path):
 def stack(transactional_db, tmp_path):
     """nginx in front of two Daphne processes."""
     ports = [free_port(), free_port()]
-    webs = [start_daphne(port, tmp_path / f"daphne-{port}.log") for port in ports]
+    # Both processes share one multiprocess directory, as the processes of one host do.
+    (tmp_path / "metrics").mkdir()
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"), "METRICS_TOKEN": METRICS_TOKEN}
+    webs = [start_daphne(port, tmp_path / f"daphne-{port}.log", **env) for port in ports]
     # nginx's workers drop root for an unprivileged user: the static folder must be readable
     # by it (pytest's own tmp folders are root-only).
     static = Path(tempfile.mkdtemp(prefix="lhama-static-"))
@@ -119,6 +123,20 @@ async def test_chats_stream_through_nginx_to_both_web_processes(upstream, tier, 
         GenerationRun.objects.filter(assistant_message_id__in=answers).values_list("owner", flat=True)
     ))()
     assert {owner.split(":")[1] for owner in owners} == {str(p.pid) for p in stack["webs"]}
+
+    # One scrape through nginx adds up both processes (prometheus_client's multiprocess mode).
+    from prometheus_client.parser import text_string_to_metric_families
+
+    scraped = httpx.get(f"http://127.0.0.1:{listen}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"},
+                        timeout=10)
+    assert scraped.status_code == 200
+    families = {f.name: f for f in text_string_to_metric_families(scraped.text)}
+    outcomes = {tuple(s.labels.items()): s.value for s in families["lhama_run_outcomes"].samples
+                if s.name == "lhama_run_outcomes_total"}
+    assert outcomes[(("status", "complete"),)] == 4
+    pids = {s.labels["pid"] for s in families["lhama_runs_active"].samples}
+    assert pids == {str(p.pid) for p in stack["webs"]}  # one series per live process
+    assert httpx.get(f"http://127.0.0.1:{listen}/metrics", timeout=10).status_code == 403
 
 
 @pytest.mark.postgres
