@@ -48,6 +48,10 @@ export function createFrames(page, { socket, stream, composer, sidebar }) {
       state.maxChars = limit;
       composer.updateCounter();
     }
+    if (state.temporary && state.conversationId) {
+      // The server deleted the temporary chat when the old socket closed: say so.
+      page.showToast("The connection dropped, and a temporary chat is not kept: this one has ended. Reload to start a new chat.");
+    }
     // Resume the run this page was showing (after a reconnect) or that it found on load.
     const { view } = state;
     if (view && view.runId) {
