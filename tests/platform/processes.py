@@ -44,23 +44,23 @@ def process_env(**extra: str) -> dict[str, str]:
 
 
 def start_daphne(port: int, log_path: Path, **extra: str) -> subprocess.Popen:
-    log = log_path.open("w")
-    return subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
-        cwd=ROOT, env=process_env(**extra), stdout=log, stderr=subprocess.STDOUT,
-    )
+    with log_path.open("w") as log:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+            cwd=ROOT, env=process_env(**extra), stdout=log, stderr=subprocess.STDOUT,
+        )
 
 
 def start_worker(log_path: Path, *, beat: bool = False, **extra: str) -> subprocess.Popen:
     """A Celery worker on the test's database and Redis; with `beat`, the periodic tasks too
     (django-celery-beat's scheduler, in the worker: -B)."""
-    log = log_path.open("w")
-    return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO", "--concurrency=1",
-         "--without-gossip", "--without-mingle", "--pool=solo",
-         *(["-B", f"--schedule={log_path.parent / 'celerybeat-schedule'}"] if beat else [])],
-        cwd=ROOT, env=process_env(**extra), stdout=log, stderr=subprocess.STDOUT,
-    )
+    with log_path.open("w") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO", "--concurrency=1",
+             "--without-gossip", "--without-mingle", "--pool=solo",
+             *(["-B", f"--schedule={log_path.parent / 'celerybeat-schedule'}"] if beat else [])],
+            cwd=ROOT, env=process_env(**extra), stdout=log, stderr=subprocess.STDOUT,
+        )
 
 
 def wait_healthy(port: int, process: subprocess.Popen, timeout: float = 60) -> None:
