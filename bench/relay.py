@@ -148,14 +148,6 @@ else:
 print(json.dumps({"sessions": keys, "api_key": token}))
 """
 
-_ADS = """
-import sys, django
-django.setup()
-from assistant.models import Conversation
-Conversation.objects.update(ads_dismissed=sys.argv[1] == "off")
-"""
-
-
 def _django(tree: Path, env: dict, code: str, *args: str) -> str:
     out = subprocess.run([sys.executable, "-c", code, *args], cwd=tree, env=env, capture_output=True, text=True,
                          timeout=600, check=False)
@@ -188,7 +180,19 @@ class Web:
         _wait_http(f"http://127.0.0.1:{self.port}/healthz", self.process)
 
     def ads(self, state: str) -> None:
-        _django(self.tree, self.env, _ADS, state)
+        """Dismiss (or restore) ads in every conversation, in plain SQL: a Django process per
+        round cost seconds on this machine."""
+        sql = f"UPDATE assistant_conversation SET ads_dismissed = {'true' if state == 'off' else 'false'}"
+        if self.setup == "pg_redis":
+            import psycopg
+
+            with psycopg.connect(self.env["DATABASE_URL"], autocommit=True) as conn:
+                conn.execute(sql)
+        else:
+            import sqlite3
+
+            with sqlite3.connect(self.env["SQLITE_PATH"], timeout=30) as conn:
+                conn.execute(sql)
 
     def stop(self) -> None:
         self.process.terminate()
@@ -349,7 +353,7 @@ def _base_tree(ref: str) -> Path:
 
 
 def sweep(*, quick: bool, base: str | None, servers: list[str], tokens: int, levels: tuple[int, ...],
-          keep: bool = False) -> dict:
+          keep: bool = False, partial: Path | None = None) -> dict:
     database_url = os.environ.get("LHAMA_BENCH_DATABASE_URL", "")
     redis_url = os.environ.get("LHAMA_BENCH_REDIS_URL", "")
     setups = ["embedded"] + (["pg_redis"] if database_url and redis_url and not quick else [])
@@ -399,6 +403,7 @@ def sweep(*, quick: bool, base: str | None, servers: list[str], tokens: int, lev
                                            **figures(records, _side_log(side_path), sample)}
                                     result["runs"].append(run)
                                     _print(run)
+                                    _save_partial(partial, result)
                             for web in webs:  # the OpenAI-compatible API (SSE), where the tree has it
                                 if web.api_key and server == "daphne":
                                     records, sample = _client(["api", "--url", f"http://127.0.0.1:{web.port}",
@@ -422,6 +427,12 @@ def sweep(*, quick: bool, base: str | None, servers: list[str], tokens: int, lev
             upstream.wait(10)
     result["machine"]["load_avg_1m_end"] = round(os.getloadavg()[0], 2)
     return result
+
+
+def _save_partial(path: Path | None, result: dict) -> None:
+    """What is measured so far (a long sweep cut short keeps its figures)."""
+    if path is not None:
+        path.write_text(json.dumps(result, indent=1) + "\n")
 
 
 def _scratch_url(database_url: str, label: str) -> str:
@@ -453,6 +464,23 @@ def _print(run: dict) -> None:
           f"{run['reordered_tokens']}", flush=True)
 
 
+def report(result: dict) -> str:
+    """The results as a Markdown table (docs/performance.md)."""
+    head = ("| tree | set-up | server | ads | chats | added TTFT p50 / p99 ms | until upstream p99 | lag p50 / p99 ms "
+            "| CPU µs/token | ads in time | failed | lost/dup/reord |")
+    rows = [head, "|" + "---|" * 12]
+    for run in sorted(result["runs"] + result["limit"], key=lambda r: (r["chats"], r["setup"], r["server"], r["ads"],
+                                                                        r["tree"])):
+        rows.append(
+            f"| {run['tree']} | {run['setup']} | {run['server']} | {run['ads']} | {run['chats']} "
+            f"| {run['added_ttft_ms']['p50']} / {run['added_ttft_ms']['p99']} | {run['until_upstream_ms']['p99']} "
+            f"| {run['token_lag_ms']['p50']} / {run['token_lag_ms']['p99']} | {run.get('web_cpu_us_per_token', '–')} "
+            f"| {run['ads_in_time']:.0%} | {run['failed']} "
+            f"| {run['lost_tokens']}/{run['duplicated_tokens']}/{run['reordered_tokens']} |"
+        )
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m bench.relay")
     parser.add_argument("--quick", action="store_true")
@@ -462,13 +490,20 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--levels", help="comma-separated numbers of chats (default: 1,10,50,100,200; quick: 1,10,50)")
     parser.add_argument("--keep", action="store_true", help="keep the web processes' logs and databases")
     parser.add_argument("--name", help="the results' file name (default: relay, quick: relay_quick)")
+    parser.add_argument("--report", help="print a results file as a Markdown table, and nothing else")
     args = parser.parse_args(argv if argv is not None else [])
+    if args.report:
+        result = json.loads(Path(args.report).read_text())
+        print(report(result))
+        return {**result, "ok": True}
     servers = ["daphne"] if args.quick else args.servers.split(",")
     tokens = args.tokens or (50 if args.quick else 200)
     levels = tuple(int(n) for n in args.levels.split(",")) if args.levels else (QUICK_LEVELS if args.quick else LEVELS)
-    result = sweep(quick=args.quick, base=args.base, servers=servers, tokens=tokens, levels=levels, keep=args.keep)
     RESULTS.mkdir(exist_ok=True)
     name = args.name or ("relay_quick" if args.quick else "relay")
+    result = sweep(quick=args.quick, base=args.base, servers=servers, tokens=tokens, levels=levels, keep=args.keep,
+                   partial=RESULTS / f"{name}.partial.json")
+    (RESULTS / f"{name}.partial.json").unlink(missing_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
     try:
         _plot(result, RESULTS / f"{name}.png")
