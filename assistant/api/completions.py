@@ -41,6 +41,7 @@ from assistant.inference import (
 )
 from assistant.models import ModelTier
 from billing.public import ApiLimitExceeded, api_admit, api_release, api_settle, api_usage_record, entitlements_for
+from config.logs import request_id_set
 
 logger = logging.getLogger(__name__)
 
@@ -292,9 +293,11 @@ class CompletionRun:
         self._next_check = time.monotonic() + settings.API_KEY_CHECK_INTERVAL_S
 
     async def _read(self, p: PreparedCompletion) -> None:
+        request_id_set(p.request_id)  # this task's log lines carry the request's id
         try:
+            # The model server logs the same id (the chat sends its run id the same way).
             async for chunk in stream_chat(p.endpoint, messages=p.messages, max_tokens=p.max_tokens,
-                                           sampling=p.sampling):
+                                           sampling=p.sampling, headers={"x-request-id": p.request_id}):
                 self.queue.put_nowait(chunk)
             self.queue.put_nowait(_END)
         except InferenceError as exc:
@@ -407,6 +410,7 @@ class CompletionRun:
     async def sse(self) -> AsyncIterator[bytes]:
         """The answer as server-sent events; an error after the first chunk is one error
         event (the SDKs raise it) and the end of the stream."""
+        request_id_set(self.prepared.request_id)  # the task sending the stream logs under it too
         try:
             yield self._chunk({"role": "assistant", "content": ""})
             while True:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
 from django.utils import timezone
 
 
@@ -49,8 +48,3 @@ class ApiKey(models.Model):
         if self.is_expired():
             return "expired"
         return "active"
-
-    @classmethod
-    def usable(cls):
-        """Keys neither revoked nor expired (a Q for filters)."""
-        return Q(revoked_at__isnull=True) & (Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))

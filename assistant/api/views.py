@@ -18,6 +18,7 @@ from assistant.api.errors import ApiError, error_response
 from assistant.api.forms import ApiKeyCreateForm
 from assistant.api.keys import AuthenticatedKey, api_key_authenticate, api_key_create, api_keys_revoke_for_user
 from assistant.api.selectors import api_keys_for_user, models_for_key, tier_choices_for_user
+from config.logs import request_id_set
 
 
 async def _authenticate(request: HttpRequest) -> AuthenticatedKey:
@@ -51,6 +52,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         prepared = await completion_prepare(key=key, body=completion_body_parse(raw))
     except ApiError as error:
         return error_response(error)
+    request_id_set(prepared.request_id)  # the rest of this request logs under the API's own id
     headers = {"x-request-id": prepared.request_id, **prepared.ratelimit_headers}
     run = CompletionRun(prepared)
     run.start()
