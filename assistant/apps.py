@@ -18,6 +18,10 @@ class AssistantConfig(AppConfig):
                     "task": "assistant.runs_reap_orphans",
                     "schedule": timedelta(seconds=settings.ASSISTANT_PROCESS_HEARTBEAT_S),
                 },
+                "assistant-sweep-unsent-attachments": {
+                    "task": "assistant.attachments_sweep_unsent",
+                    "schedule": timedelta(hours=1),
+                },
                 "assistant-sweep-temporary-chats": {
                     "task": "assistant.temporary_conversations_sweep",
                     "schedule": timedelta(minutes=10),

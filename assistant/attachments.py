@@ -27,10 +27,12 @@ import logging
 import re
 import uuid
 from collections.abc import Iterable
+from datetime import timedelta
 from pathlib import PurePath
 
 from django.conf import settings
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from assistant.models import Attachment
 from assistant.selectors import Owner, parse_uuid
@@ -257,6 +259,15 @@ def attachment_markdown(attachment: Attachment) -> list[str]:
     longest = max((len(run) for run in re.findall(r"`+", attachment.text)), default=0)
     fence = "`" * max(3, longest + 1)
     return [f"**Attached: {attachment.name}**", "", fence, attachment.text.rstrip(), fence, ""]
+
+
+def attachments_sweep_unsent() -> int:
+    """Delete uploads that no message used within ASSISTANT_ATTACHMENT_UNSENT_S (a file
+    attached and never sent, or left behind by a message that was refused). Returns how
+    many went."""
+    cutoff = timezone.now() - timedelta(seconds=settings.ASSISTANT_ATTACHMENT_UNSENT_S)
+    deleted, _ = Attachment.objects.filter(message__isnull=True, created_at__lt=cutoff).delete()
+    return deleted
 
 
 def turn_content(content: str, attachments: Iterable) -> str:

@@ -46,6 +46,13 @@ def runs_reap_orphans() -> None:
         asyncio.run(_notify(run_ids))
 
 
+@shared_task(name="assistant.attachments_sweep_unsent", ignore_result=True)
+def attachments_sweep_unsent() -> int:
+    from assistant.attachments import attachments_sweep_unsent as sweep
+
+    return sweep()
+
+
 @shared_task(name="assistant.temporary_conversations_sweep", ignore_result=True)
 def temporary_conversations_sweep() -> int:
     from assistant.temporary import temporary_conversations_sweep as sweep

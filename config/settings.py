@@ -327,6 +327,8 @@ ASSISTANT_ATTACHMENT_MAX_BYTES = env.int("ASSISTANT_ATTACHMENT_MAX_BYTES", defau
 ASSISTANT_ATTACHMENT_MAX_PAGES = env.int("ASSISTANT_ATTACHMENT_MAX_PAGES", default=100)
 ASSISTANT_ATTACHMENT_MAX_CHARS = env.int("ASSISTANT_ATTACHMENT_MAX_CHARS", default=400_000)
 ASSISTANT_MESSAGE_MAX_ATTACHMENTS = env.int("ASSISTANT_MESSAGE_MAX_ATTACHMENTS", default=5)
+# An upload that no message used is deleted by the hourly sweep once this old.
+ASSISTANT_ATTACHMENT_UNSENT_S = env.float("ASSISTANT_ATTACHMENT_UNSENT_S", default=24 * 3600.0)
 
 # --- ads ---------------------------------------------------------------------------
 ADS_DECISION_BUDGET_S = env.float("ADS_DECISION_BUDGET_S", default=0.25)  # late decision = no ad

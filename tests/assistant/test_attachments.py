@@ -331,3 +331,24 @@ def test_the_chip_is_shown_with_the_message(member, tier):
     assert 'class="attachment-chip"' in page
     assert "&lt;img src=x onerror=alert(1)&gt;.md" in page
     assert "<img src=x" not in page
+
+
+def test_uploads_never_sent_are_swept_after_a_day_and_sent_ones_stay(member, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from assistant.tasks import attachments_sweep_unsent
+
+    owner = Owner(user_id=member.pk)
+    old_unsent = att.attachment_upload(owner=owner, name="old.txt", data=b"forgotten")
+    att.attachment_upload(owner=owner, name="new.txt", data=b"about to be sent")
+    old_sent = att.attachment_upload(owner=owner, name="sent.txt", data=b"kept with its message")
+    conversation = Conversation.objects.create(user=member)
+    message = Message.objects.create(conversation=conversation, role="user", content="see file")
+    att.attachments_attach(attachments=[old_sent], message=message)
+    day_ago = timezone.now() - timedelta(seconds=settings.ASSISTANT_ATTACHMENT_UNSENT_S + 60)
+    Attachment.objects.filter(pk__in=[old_unsent.pk, old_sent.pk]).update(created_at=day_ago)
+    assert attachments_sweep_unsent() == 1
+    assert set(Attachment.objects.values_list("name", flat=True)) == {"new.txt", "sent.txt"}
+
