@@ -176,7 +176,7 @@ def test_the_sweep_deletes_temporary_chats_a_crash_left_behind(member, settings)
     fresh = conversation(temporary=True, age_h=1)
     writing = conversation(temporary=True, age_h=7, running=True)
     kept = conversation(temporary=False, age_h=100)
-    assert temporary_conversations_sweep.delay().get() == 1
+    assert temporary_conversations_sweep() == 1  # the task, run here
     assert set(Conversation.objects.values_list("pk", flat=True)) == {fresh.pk, writing.pk, kept.pk}
     assert not Message.objects.filter(conversation_id=left_behind.pk).exists()
     assert not GenerationRun.objects.filter(conversation_id=left_behind.pk).exists()
