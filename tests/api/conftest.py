@@ -109,16 +109,19 @@ if plan.slug != "free":
 created = api_key_create(user=user, name=spec.get("name", "test key"), tier_slugs=spec.get("scope", []))
 if spec.get("expired"):
     ApiKey.objects.filter(pk=created.key.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
+if spec.get("expires_in_s"):
+    ApiKey.objects.filter(pk=created.key.pk).update(
+        expires_at=timezone.now() + timedelta(seconds=spec["expires_in_s"]))
 print("IDS=" + json.dumps({{"key": created.token, "key_id": created.key.pk, "user_id": user.pk,
                            "prefix": created.key.prefix}}))
 """
 
 
 def make_account(server: LiveServer, *, plan: str = "free", scope: list[str] | None = None,
-                 limits: dict | None = None, expired: bool = False) -> dict:
+                 limits: dict | None = None, expired: bool = False, expires_in_s: float = 0) -> dict:
     """A user on `plan` (a copy of it with the given API limits) and one API key: its token and ids."""
     spec = {"email": f"api-{uuid.uuid4().hex[:10]}@example.com", "plan": plan, "scope": scope or [],
-            "limits": limits or {}, "expired": expired}
+            "limits": limits or {}, "expired": expired, "expires_in_s": expires_in_s}
     return server.seed(ACCOUNT_CODE.format(spec=json.dumps(spec)))
 
 

@@ -97,3 +97,17 @@ def test_revoking_a_key_mid_stream_ends_that_stream(api_server, api_upstream):
     assert not api_upstream.records[-1].finished
     with pytest.raises(openai.AuthenticationError):
         client_for(api_server, account["key"]).models.list()
+
+
+def test_a_key_that_expires_mid_stream_ends_that_stream(api_server, api_upstream):
+    account = make_account(api_server, expires_in_s=6)  # the SLOW answer takes 10 s
+    stream = client_for(api_server, account["key"]).chat.completions.create(
+        model="llama-3.1-8b", messages=SLOW, stream=True)
+    received = 0
+    with pytest.raises(openai.APIError) as caught:
+        for chunk in stream:
+            received += bool(chunk.choices and chunk.choices[0].delta.content)
+    assert caught.value.body["code"] == "api_key_expired"
+    assert 0 < received < len(SLOW_TOKENS)
+    assert api_upstream.wait_for(lambda: not api_upstream.open_requests, timeout=10)
+    assert not api_upstream.records[-1].finished
