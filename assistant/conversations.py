@@ -1,4 +1,4 @@
-"""Reads the chat page needs beyond assistant.selectors, and the conversation exports.
+"""Reads the chat page needs beyond assistant.selectors (the list's date groups among them), and the conversation exports.
 
 Ownership, lists, search and the writes (rename, delete, share, feedback) are in
 assistant.selectors / assistant.services; this module adds what only the HTTP side
@@ -8,7 +8,10 @@ Markdown/JSON exports.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
+
+from django.utils import timezone
 
 from assistant.attachments import attachment_export, attachment_markdown, attachments_by_message
 from assistant.branches import MessageTree, branch_active, conversation_tree
@@ -108,3 +111,24 @@ def conversation_export_markdown(*, conversation: Conversation) -> str:
         for attachment in attached.get(m.pk, []):
             lines += attachment_markdown(attachment)
     return "\n".join(lines).rstrip() + "\n"
+
+
+GROUP_TODAY = "Today"
+GROUP_WEEK = "Previous 7 days"
+GROUP_OLDER = "Older"
+
+
+def conversation_groups(conversations, *, now=None) -> list[tuple[str, list]]:
+    """The list in date groups, newest first: Today, Previous 7 days, Older (by the
+    site's time zone; empty groups left out)."""
+    today = timezone.localdate(now or timezone.now())
+    groups: dict[str, list] = {GROUP_TODAY: [], GROUP_WEEK: [], GROUP_OLDER: []}
+    for conversation in conversations:
+        day = timezone.localdate(conversation.updated_at)
+        if day >= today:
+            groups[GROUP_TODAY].append(conversation)
+        elif day >= today - timedelta(days=7):
+            groups[GROUP_WEEK].append(conversation)
+        else:
+            groups[GROUP_OLDER].append(conversation)
+    return [(label, items) for label, items in groups.items() if items]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
@@ -18,7 +17,6 @@ from django.db.models import prefetch_related_objects
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -85,27 +83,6 @@ def redirect_to(request: HttpRequest, url: str) -> HttpResponse:
 
 # ---------------------------------------------------------------- the conversation list
 
-GROUP_TODAY = "Today"
-GROUP_WEEK = "Previous 7 days"
-GROUP_OLDER = "Older"
-
-
-def conversation_groups(conversations, *, now=None) -> list[tuple[str, list]]:
-    """The list in date groups, newest first: Today, Previous 7 days, Older (by the
-    site's time zone; empty groups left out)."""
-    today = timezone.localdate(now or timezone.now())
-    groups: dict[str, list] = {GROUP_TODAY: [], GROUP_WEEK: [], GROUP_OLDER: []}
-    for conversation in conversations:
-        day = timezone.localdate(conversation.updated_at)
-        if day >= today:
-            groups[GROUP_TODAY].append(conversation)
-        elif day >= today - timedelta(days=7):
-            groups[GROUP_WEEK].append(conversation)
-        else:
-            groups[GROUP_OLDER].append(conversation)
-    return [(label, items) for label, items in groups.items() if items]
-
-
 def list_context(request: HttpRequest, *, query: str, project: Project | None, active_id: str) -> dict:
     owner = owner_for(request)
     items = selectors.conversations_for_owner(owner=owner, query=query)
@@ -114,7 +91,7 @@ def list_context(request: HttpRequest, *, query: str, project: Project | None, a
     items = list(items.select_related("project")[:LIST_LIMIT])
     return {
         "conversations": items,
-        "groups": conversation_groups(items),
+        "groups": conv.conversation_groups(items),
         "query": query,
         "active_id": active_id,
         "list_project": project,

@@ -11,9 +11,9 @@ from django.test import Client
 from django.utils import timezone
 
 from assistant import projects
+from assistant.conversations import GROUP_OLDER, GROUP_TODAY, GROUP_WEEK, conversation_groups
 from assistant.models import Conversation, Message, Project
 from assistant.selectors import Owner
-from assistant.views import GROUP_OLDER, GROUP_TODAY, GROUP_WEEK, conversation_groups
 from tests.assistant.conftest import chat_requests, open_socket
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("_runs_drained")]
