@@ -26,6 +26,7 @@ from ads.models import (
     GuestViewer,
     Impression,
     InvalidEvent,
+    MinorConversation,
 )
 from ads.services import campaigns, review
 from billing.public import balance_micros, ledger_credit
@@ -437,6 +438,16 @@ class GuestViewerAdmin(ReadOnlyAdmin):
     list_display = ["session_key", "first_seen_at", "within_cap"]
     list_filter = ["within_cap"]
     date_hierarchy = "first_seen_at"
+
+
+@admin.register(MinorConversation)
+class MinorConversationAdmin(ReadOnlyAdmin):
+    """Conversations in which the person said they are under 18: never an ad in them (the
+    id and when, nothing of what was said)."""
+
+    list_display = ["conversation_id", "said_at"]
+    search_fields = ["conversation_id"]
+    date_hierarchy = "said_at"
 
 
 @admin.register(AdFeedback)

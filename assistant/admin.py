@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from assistant.models import API_KEY_ENV_PREFIXES, Conversation, GenerationRun, Message, ModelTier
+from assistant.models import API_KEY_ENV_PREFIXES, Attachment, Conversation, GenerationRun, Message, ModelTier, Project
 
 
 @admin.register(ModelTier)
@@ -75,3 +75,29 @@ class GenerationRunAdmin(admin.ModelAdmin):
         "id", "owner", "heartbeat_at", "last_seq", "started_at", "first_token_at", "finished_at", "client_id",
     ]
     date_hierarchy = "started_at"
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = ["name", "user", "tier", "created_at", "updated_at"]
+    search_fields = ["name", "user__email"]
+    raw_id_fields = ["user"]
+    readonly_fields = ["id", "created_at", "updated_at"]
+
+
+@admin.register(Attachment)
+class AttachmentAdmin(admin.ModelAdmin):
+    """Uploaded files' extracted text, kept with the message that used them (for support
+    and data requests); read-only: what a person attached is not edited by staff."""
+
+    list_display = ["name", "kind", "size", "pages", "user", "message", "created_at"]
+    list_filter = ["kind", "created_at"]
+    search_fields = ["name", "user__email", "message__id"]
+    raw_id_fields = ["user", "message"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
