@@ -133,23 +133,33 @@ def reservation_recall(*, run_id: str):
 
 
 def _sigterm_install() -> None:
-    """Take SIGTERM over from Daphne's reactor (once, from the event loop's thread)."""
+    """Take SIGTERM over from Daphne's reactor (once per process, from the event loop's
+    thread); the drain runs on the loop that last served a socket or a run."""
+    loop = asyncio.get_running_loop()
+    _state["loop"] = loop
     if _state["installed"]:
         return
-    _state["installed"] = True
-    loop = asyncio.get_running_loop()
+    # Daphne's reactor installed its own; None means one set outside Python: the default.
     previous = signal.getsignal(signal.SIGTERM)
+    if previous is None:
+        previous = signal.SIG_DFL
 
     def on_sigterm(signum, frame) -> None:
         if _state["draining"]:
             return
         _state["draining"] = True
-        loop.call_soon_threadsafe(lambda: loop.create_task(drain(previous), name="lhama-drain"))
+        try:
+            target = _state["loop"]
+            target.call_soon_threadsafe(lambda: target.create_task(drain(previous), name="lhama-drain"))
+        except RuntimeError:  # that loop is closed (a finished test's): nothing to drain, stop as before
+            signal.signal(signal.SIGTERM, previous)
+            os.kill(os.getpid(), signal.SIGTERM)
 
     try:
         signal.signal(signal.SIGTERM, on_sigterm)
+        _state["installed"] = True
     except ValueError:  # not the main thread (a test's event loop in a thread): no drain there
-        _state["installed"] = False
+        pass
 
 
 async def drain(previous=None) -> None:
@@ -178,9 +188,6 @@ async def drain(previous=None) -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(os.getpid())
-    if callable(previous):
+    if previous is not None:
         signal.signal(signal.SIGTERM, previous)
-        os.kill(os.getpid(), signal.SIGTERM)
-    elif previous == signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
