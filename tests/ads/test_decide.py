@@ -149,16 +149,51 @@ def test_preview_explains_the_decision(gpu_creative):
     assert own_only["candidates"] == []
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_cold_process_answers_no_ad_at_once_and_warms_up_in_the_background(gpu_creative, settings):
+def _wait_warm_up_done() -> None:
     import threading
     import time
 
-    settings.ADS_INDEX_SYNC = False
-    ad_index.reset()
-    assert ad_decide(request=make_request()) is None  # not loaded yet: no ad, and no wait
-    for _ in range(200):
+    for _ in range(400):
         if ad_index.is_loaded() and not any(t.name == "ads-warm-up" for t in threading.enumerate()):
-            break
+            return
         time.sleep(0.05)
+    raise AssertionError("the ad engine's warm-up did not finish")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cold_process_s_first_decision_waits_for_a_quick_warm_up(gpu_creative, settings):
+    """The web process starts the warm-up when it starts; a decision arriving while it
+    loads waits for it (up to half its budget) instead of giving no ad."""
+    settings.ADS_INDEX_SYNC = False
+    settings.ADS_DECISION_BUDGET_S = 30  # generous: this test is about waiting, not about speed
+    ad_index.reset()
+    assert ad_decide(request=make_request()) is not None
+    _wait_warm_up_done()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_warm_up_slower_than_half_the_budget_gives_no_ad_and_goes_on_in_the_background(
+    gpu_creative, settings, monkeypatch
+):
+    import threading
+    import time
+
+    from ads.services import decision
+
+    settings.ADS_INDEX_SYNC = False
+    settings.ADS_DECISION_BUDGET_S = 0.4
+    release = threading.Event()
+    real_warm_up = decision.ads_warm_up
+
+    def slow_warm_up() -> None:
+        release.wait(20)
+        real_warm_up()
+
+    monkeypatch.setattr(decision, "ads_warm_up", slow_warm_up)
+    ad_index.reset()
+    started = time.monotonic()
+    assert ad_decide(request=make_request()) is None  # still loading after half its budget: no ad
+    assert time.monotonic() - started < 0.4 + 1.0  # it waited about half the budget, not for the load
+    release.set()
+    _wait_warm_up_done()
     assert ad_decide(request=make_request()) is not None
