@@ -116,3 +116,29 @@ async def test_stopping_a_real_answer(embedded_tier):
     assert frames[-1]["status"] == "stopped"
     assert frames[-1]["usage"]["completion_tokens"] < 400
     await socket_.close()
+
+
+async def test_continuing_a_real_answer_cut_at_the_length_limit(embedded_tier):
+    """llama-cpp-python's server takes the continue request (it ignores
+    continue_final_message and closes the partial answer's turn): the continuation is
+    appended to the same message."""
+    from tests.assistant.conftest import guest_session
+
+    await sync_to_async(ModelTier.objects.filter(pk=embedded_tier.pk).update)(max_output_tokens=8)
+    socket_ = await open_socket(await sync_to_async(guest_session)())
+    await socket_.send({"type": "message.send", "client_id": "c", "conversation_id": None,
+                        "content": "Write a long story about a llama who learns to code.", "tier": "llama-3.1-8b"})
+    frames = await socket_.until("done", "error", timeout=120)
+    assert (frames[-1]["type"], frames[-1]["finish_reason"]) == ("done", "length"), frames[-1]
+    started = frames[0]
+    cut = await sync_to_async(Message.objects.get)(pk=started["assistant_message_id"])
+    await socket_.send({"type": "message.continue", "client_id": "k", "conversation_id": started["conversation_id"],
+                        "message_id": started["assistant_message_id"], "tier": "llama-3.1-8b"})
+    frames = await socket_.until("done", "error", timeout=120)
+    assert frames[-1]["type"] == "done", frames[-1]
+    assert frames[0]["assistant_message_id"] == started["assistant_message_id"]
+    added = "".join(f["text"] for f in frames if f["type"] == "delta")
+    assert added
+    answer = await sync_to_async(Message.objects.get)(pk=started["assistant_message_id"])
+    assert answer.content == cut.content + added
+    await socket_.close()
