@@ -262,6 +262,7 @@ class _LoopState:
         self.reader: asyncio.Task | None = None
         self.wake_key = f"{settings.REDIS_PREFIX}:runlog-wake:{uuid.uuid4().hex}"
         self.wake_id = "$"
+        self.wake_sent = False
 
     # --- writing ------------------------------------------------------------------
 
@@ -338,7 +339,8 @@ class _LoopState:
         try:
             if self.reader is None or self.reader.done():
                 self.reader = asyncio.get_running_loop().create_task(self._read_loop(), name="lhama-runlog-reader")
-            else:
+            elif not self.wake_sent:  # one wake-up for every follower that joins before the next read
+                self.wake_sent = True
                 await self._wake_reader()
             while True:
                 item = await follower.queue.get()
@@ -366,6 +368,7 @@ class _LoopState:
         client = redis_client()
         failures = 0
         while self.remote:
+            self.wake_sent = False  # a follower that joins from here on is not in this read: it wakes it
             streams = {self.wake_key: self.wake_id}
             for key, followers in self.remote.items():
                 streams[key] = f"0-{min(f.position for f in followers)}"

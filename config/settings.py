@@ -146,9 +146,9 @@ if REDIS_URL:
             "BACKEND": "config.channel_layers.BoundedRedisChannelLayer",
             # redis-py 8 defaults to a 5 s socket timeout, which races channels_redis's 5 s
             # BZPOPMIN and kills idle sockets with TimeoutError: give reads room. At most
-            # 32 connections per process; a command waits up to 20 s for one.
+            # 32 connections per process; a command waits for one (config/channel_layers.py).
             "CONFIG": {
-                "hosts": [{"address": REDIS_URL, "socket_timeout": 30, "max_connections": 32, "timeout": 20}],
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30, "max_connections": 32}],
                 "prefix": REDIS_PREFIX,
             },
         }
