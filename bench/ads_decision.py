@@ -143,6 +143,37 @@ def _synthetic_index(n: int, pool: np.ndarray, rng: random.Random):
     return campaign_index.build_index(entries=entries, hints=hints, creatives=creatives, keywords=keywords)
 
 
+def _gate_cost(sensitive, conversations: list[str], repeat: int = 7) -> dict:
+    """CPU time of the sensitive gate on the calling thread (where the model runs): one
+    short turn, and a window of three short turns and one long one scored sentence by
+    sentence; medians, against the decision's budget (the gate runs inside it)."""
+    from django.conf import settings
+
+    # Turns the gate lets through: a blocked one returns at its first hit (the term
+    # lists come before the model), which would measure the shortcut, not the gate.
+    harmless = [c for c in conversations if sensitive.turns_sensitive([c]) is None]
+    long_turn = " ".join(harmless)[:2160]
+
+    def median_cpu(turns: list[str]) -> float:
+        samples = []
+        for _ in range(repeat):
+            c0 = time.thread_time()
+            sensitive.turns_sensitive(turns)
+            samples.append(time.thread_time() - c0)
+        return statistics.median(samples) * 1000
+
+    window = [*harmless[:3], long_turn]
+    budget_ms = settings.ADS_DECISION_BUDGET_S * 1000
+    window_ms = median_cpu(window)
+    return {
+        "short_turn_cpu_ms": round(median_cpu(harmless[:1]), 2),
+        "long_turn_chars": len(long_turn),
+        "window_cpu_ms": round(window_ms, 2),
+        "budget_ms": budget_ms,
+        "window_within_budget": window_ms <= budget_ms,
+    }
+
+
 def main(sizes: tuple[int, ...] = SIZES, iterations: int = 2000) -> dict:
     import django
 
@@ -215,6 +246,14 @@ def main(sizes: tuple[int, ...] = SIZES, iterations: int = 2000) -> dict:
             flush=True,
         )
         del index
+    results["gate"] = _gate_cost(sensitive, conversations)
+    gate = results["gate"]
+    print(
+        f"   sensitive gate, CPU medians: one short turn {gate['short_turn_cpu_ms']:.1f} ms; a window of three"
+        f" short turns and one of {gate['long_turn_chars']} characters {gate['window_cpu_ms']:.1f} ms"
+        f" (decision budget {gate['budget_ms']:.0f} ms)",
+        flush=True,
+    )
     emb = results["embedding"]
     print(
         f"   conversation embedding (separate, off the first-token path): p50 {emb['p50_ms']:.2f} ms, "

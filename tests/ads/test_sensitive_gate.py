@@ -4,7 +4,6 @@ in full, any one sensitive turn blocks. docs/ads.md ("Sensitive topics") has the
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections import Counter
 
@@ -205,28 +204,30 @@ def test_retraining_reproduces_the_shipped_model():
     assert int(arrays["info_train_turns"]) == len(training_examples(labelled_load(TRAIN_PATH)).texts)
 
 
-def test_the_gate_fits_the_decision_budget(capsys):
-    """CPU time of this thread (the model runs on the calling thread), so a busy
-    machine does not make it fail; wall time is printed beside it."""
+def test_the_gate_embeds_every_piece_of_the_window_in_one_batch(monkeypatch, capsys):
+    """The gate's cost is its embedding, so the window goes to the model once: every
+    turn's pieces (a long turn cut into sentences) in one batch, each piece a part of one
+    turn, none the turns joined. Its CPU time against ADS_DECISION_BUDGET_S is measured
+    by `python -m bench ads_decision` ("gate" in bench/results/ads_decision.json), not
+    asserted here: timings on a shared machine are noise. Printed for reference."""
     sensitive.warm_up()
+    window = [*COMMERCIAL_TURNS, HARMLESS_LONG]
+    calls: list[list[str]] = []
+    real_embed_many = embeddings.embed_many
 
-    def measure(turns: list[str], repeat: int) -> tuple[float, float]:
-        cpu, wall = [], []
-        for _ in range(repeat):
-            start_cpu, start_wall = time.thread_time(), time.perf_counter()
-            sensitive.turns_sensitive(turns)
-            cpu.append(time.thread_time() - start_cpu)
-            wall.append(time.perf_counter() - start_wall)
-        return statistics.median(cpu), statistics.median(wall)
+    def recording_embed_many(texts, **options):
+        calls.append(list(texts))
+        return real_embed_many(texts, **options)
 
-    short_cpu, short_wall = measure(COMMERCIAL_TURNS[:1], 9)
-    long_cpu, long_wall = measure([HARMLESS_LONG], 5)
-    window_cpu, window_wall = measure([*COMMERCIAL_TURNS, HARMLESS_LONG], 5)
+    monkeypatch.setattr(embeddings, "embed_many", recording_embed_many)
+    start_cpu, start_wall = time.thread_time(), time.perf_counter()
+    assert sensitive.turns_sensitive(window) is None
+    cpu, wall = time.thread_time() - start_cpu, time.perf_counter() - start_wall
+    assert len(calls) == 1
+    pieces = calls[0]
+    assert all(any(piece in turn for turn in window) for piece in pieces)
+    sentences = sum(HARMLESS_LONG.count(mark) for mark in ".?!") + 1
+    assert len(COMMERCIAL_TURNS) + 2 <= len(pieces) <= len(COMMERCIAL_TURNS) + sentences
     with capsys.disabled():
-        print(
-            f"\nsensitive gate, medians, CPU (wall): one short turn {short_cpu * 1000:.1f} ms ({short_wall * 1000:.1f}); "
-            f"one turn of {len(HARMLESS_LONG)} characters {long_cpu * 1000:.1f} ms ({long_wall * 1000:.1f}); "
-            f"three short turns and that one {window_cpu * 1000:.1f} ms ({window_wall * 1000:.1f})"
-        )
-    assert short_cpu < DECISION_BUDGET_S / 10
-    assert window_cpu < DECISION_BUDGET_S
+        print(f"\nsensitive gate: {len(window)} turns as {len(pieces)} pieces, {cpu * 1000:.0f} ms CPU "
+              f"({wall * 1000:.0f} ms wall; budget {DECISION_BUDGET_S * 1000:.0f} ms)")
