@@ -215,8 +215,11 @@ def may_see_details(request: HttpRequest) -> bool:
 
 @never_cache
 def readyz(request: HttpRequest) -> JsonResponse:
+    from assistant.lifecycle import draining
+
     checks = readiness()
-    ready = all(check["ok"] for check in checks.values())
+    # A process draining after SIGTERM takes no new work: load balancers route elsewhere.
+    ready = all(check["ok"] for check in checks.values()) and not draining()
     body: dict = {"status": "ready" if ready else "unavailable"}
     if may_see_details(request):
         body["checks"] = checks

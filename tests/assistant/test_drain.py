@@ -10,7 +10,9 @@ import asyncio
 import json
 import os
 import signal
+import time
 
+import httpx
 import pytest
 from asgiref.sync import sync_to_async
 from websockets.exceptions import ConnectionClosed
@@ -89,7 +91,14 @@ async def test_sigterm_mid_stream_every_answer_completes_once_and_its_sockets_fo
         frames[run_id].append(await recv(ws))
         assert frames[run_id][-1]["type"] == "delta"
 
+    ready_url = f"http://127.0.0.1:{port_a}/readyz"
+    assert (await asyncio.to_thread(httpx.get, ready_url, timeout=5)).status_code == 200
     process_a.send_signal(signal.SIGTERM)
+    # While it drains, A says it is not ready (a load balancer sends new work elsewhere).
+    deadline = time.monotonic() + 5
+    while (await asyncio.to_thread(httpx.get, ready_url, timeout=5)).status_code != 503:
+        assert time.monotonic() < deadline, "A kept saying ready while draining"
+        await asyncio.sleep(0.05)
 
     async def drained_then_followed_on_b(run_id: str, ws) -> None:
         try:
