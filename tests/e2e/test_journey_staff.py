@@ -14,7 +14,7 @@ import time
 import pytest
 
 from tests.billing import stripe_events as se
-from tests.e2e.conftest import ROOT, wait_until
+from tests.e2e.conftest import ROOT, axe_serious, wait_until
 from tests.e2e.stripe_edge import webhook_post
 from tests.e2e.test_chat import send, wait_status
 
@@ -97,6 +97,8 @@ def test_staff_journey(journey, journey_page, seeded, artifacts):
     page.goto("/admin/ads/creative/?review_status__exact=pending")
     row = page.locator("#result_list tbody tr", has_text=PENDING_HEADLINE)
     assert row.count() == 1
+    if page.locator("#nav-sidebar").is_visible():  # the queue, not the app list, for the screenshot
+        page.locator("#toggle-nav-sidebar").click()
     page.screenshot(path=str(SCREENSHOTS / "admin-review.png"))
     row.locator("input[name=_selected_action]").check()
     page.select_option("select[name=action]", "reject")
@@ -161,6 +163,7 @@ def test_staff_journey(journey, journey_page, seeded, artifacts):
     servers = page.locator("#content-main table").nth(2).inner_text()
     assert "127.0.0.1" in servers, servers
     page.screenshot(path=str(artifacts / "journey-staff-live-runs.png"), full_page=True)
+    axe_serious(page, "live runs")
     running.get_by_role("button", name="Stop").click()
     wait_status(runner, "stopped")
     assert runner_errors == []
