@@ -45,7 +45,8 @@ class RequestIdFilter(logging.Filter):
 
 class RequestIdMiddleware:
     """Sets the id for one HTTP request: the proxy's X-Request-ID when it is a plausible
-    one, else a new one; the response echoes it. Sync and async capable (no thread hop)."""
+    one, else a new one; the response echoes it unless the view set its own (the API sends
+    its completion's id there). Sync and async capable (no thread hop)."""
 
     sync_capable = True
     async_capable = True
@@ -72,7 +73,7 @@ class RequestIdMiddleware:
             response = self.get_response(request)
         finally:
             _request_id.reset(token)
-        response["X-Request-ID"] = rid
+        response.setdefault("X-Request-ID", rid)  # a view's own id (the API's completion id) wins
         return response
 
     async def _acall(self, request):
@@ -82,7 +83,7 @@ class RequestIdMiddleware:
             response = await self.get_response(request)
         finally:
             _request_id.reset(token)
-        response["X-Request-ID"] = rid
+        response.setdefault("X-Request-ID", rid)  # a view's own id (the API's completion id) wins
         return response
 
 
