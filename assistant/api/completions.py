@@ -46,6 +46,7 @@ from config.logs import request_id_set
 logger = logging.getLogger(__name__)
 
 _END = object()
+REQUEST_ID_PREFIX = "chatcmpl-"
 MAX_STOP_SEQUENCES = 4
 
 
@@ -244,7 +245,7 @@ async def completion_prepare(*, key: AuthenticatedKey, body: ChatCompletionBody)
         sampling["stop"] = [body.stop] if isinstance(body.stop, str) else list(body.stop)
     admission = await database_sync_to_async(_admit)(key=key, tier_slug=tier.slug, tokens=prompt + max_tokens)
     return PreparedCompletion(
-        request_id=f"chatcmpl-{uuid.uuid4().hex}", created=int(time.time()), key=key, tier_slug=tier.slug,
+        request_id=f"{REQUEST_ID_PREFIX}{uuid.uuid4().hex}", created=int(time.time()), key=key, tier_slug=tier.slug,
         endpoint=tier.endpoint, messages=messages, max_tokens=max_tokens, sampling=sampling, stream=body.stream,
         include_usage=bool(body.stream_options and body.stream_options.include_usage), admission=admission,
         prompt_estimate=prompt,
@@ -295,9 +296,11 @@ class CompletionRun:
     async def _read(self, p: PreparedCompletion) -> None:
         request_id_set(p.request_id)  # this task's log lines carry the request's id
         try:
-            # The model server logs the same id (the chat sends its run id the same way).
+            # The model server logs the same id, as a UUID (the chat sends its run id the same
+            # way; llama.cpp's server answers 400 to an x-request-id that is not a UUID).
+            upstream_id = str(uuid.UUID(p.request_id.removeprefix(REQUEST_ID_PREFIX)))
             async for chunk in stream_chat(p.endpoint, messages=p.messages, max_tokens=p.max_tokens,
-                                           sampling=p.sampling, headers={"x-request-id": p.request_id}):
+                                           sampling=p.sampling, headers={"x-request-id": upstream_id}):
                 self.queue.put_nowait(chunk)
             self.queue.put_nowait(_END)
         except InferenceError as exc:
