@@ -353,10 +353,12 @@ def _base_tree(ref: str) -> Path:
 
 
 def sweep(*, quick: bool, base: str | None, servers: list[str], tokens: int, levels: tuple[int, ...],
-          keep: bool = False, partial: Path | None = None) -> dict:
+          keep: bool = False, partial: Path | None = None, only_setups: tuple[str, ...] = ()) -> dict:
     database_url = os.environ.get("LHAMA_BENCH_DATABASE_URL", "")
     redis_url = os.environ.get("LHAMA_BENCH_REDIS_URL", "")
     setups = ["embedded"] + (["pg_redis"] if database_url and redis_url and not quick else [])
+    if only_setups:
+        setups = [setup for setup in setups if setup in only_setups]
     trees = [("new", ROOT)] + ([("base", _base_tree(base))] if base else [])
     result: dict = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -489,6 +491,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--tokens", type=int)
     parser.add_argument("--levels", help="comma-separated numbers of chats (default: 1,10,50,100,200; quick: 1,10,50)")
     parser.add_argument("--keep", action="store_true", help="keep the web processes' logs and databases")
+    parser.add_argument("--setups", default="", help="only these set-ups: embedded, pg_redis (comma-separated)")
     parser.add_argument("--name", help="the results' file name (default: relay, quick: relay_quick)")
     parser.add_argument("--report", help="print a results file as a Markdown table, and nothing else")
     args = parser.parse_args(argv if argv is not None else [])
@@ -502,7 +505,8 @@ def main(argv: list[str] | None = None) -> dict:
     RESULTS.mkdir(exist_ok=True)
     name = args.name or ("relay_quick" if args.quick else "relay")
     result = sweep(quick=args.quick, base=args.base, servers=servers, tokens=tokens, levels=levels, keep=args.keep,
-                   partial=RESULTS / f"{name}.partial.json")
+                   partial=RESULTS / f"{name}.partial.json",
+                   only_setups=tuple(filter(None, args.setups.split(","))))
     (RESULTS / f"{name}.partial.json").unlink(missing_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
     try:
