@@ -157,9 +157,14 @@ def test_public_journey(journey, journey_page, answers, artifacts):
         page.fill("input[name=password2]", PASSWORD)
     page.locator("main form button[type=submit]").click()
     page.wait_for_selector("#chat[data-ready=yes]")
-    kept = page.locator("#conversation-list .conv-item a, #conversation-list a").filter(has_text=re.compile(r"\S"))
-    assert kept.count() >= 1
-    page.goto(conversation_url)
+    # In the new account's sidebar, and in the database its own.
+    conversation_id = conversation_url.rstrip("/").rsplit("/", 1)[1]
+    page.locator(f"#conversation-list .conv-item[data-conversation-id='{conversation_id}'] a.conv-link").click()
+    page.wait_for_url(conversation_url)
+    assert server.query(
+        "SELECT u.email FROM assistant_conversation c JOIN accounts_user u ON u.id = c.user_id"
+        " WHERE replace(c.id, '-', '') = ?", (conversation_id.replace("-", ""),),
+    ) == [(EMAIL,)]
     wait_open(page)
     assert page.locator("#thread .msg-user .msg-body").all_inner_texts() == [QUESTION]
     assert answer_text(page) == full
