@@ -52,9 +52,11 @@ migrate: setup
 demo: migrate
 	$(PY) manage.py demo_data
 
-# Debian's chromium for the browser tests (Playwright never downloads its own here).
+# Debian's chromium for the browser tests (Playwright never downloads its own here), and
+# Debian's nginx for the test of the stack's front (nginx -t, two Daphne processes behind it).
 browser:
 	@command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium fonts-dejavu-core; }
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || { apt-get update -q && apt-get install -y -q nginx-light; }
 
 run: demo
 	@echo
