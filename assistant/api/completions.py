@@ -319,7 +319,7 @@ class CompletionRun:
         now = time.monotonic()
         if now >= self._next_check:
             self._next_check = now + settings.API_KEY_CHECK_INTERVAL_S
-            if await database_sync_to_async(api_key_is_revoked)(key_id=key.id):
+            if await database_sync_to_async(api_key_is_revoked)(prefix=key.prefix):
                 raise _revoked_error()
 
     async def next_chunk(self) -> StreamChunk | None:

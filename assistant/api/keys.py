@@ -71,8 +71,10 @@ def _hash(secret: str) -> str:
     return f"{_HASH_SCHEME}${hashlib.sha256(secret.encode()).hexdigest()}"
 
 
-def _state_key(key_id: int) -> str:
-    return f"api:key:{key_id}:state"
+def _state_key(prefix: str) -> str:
+    # By the random prefix, not the row's id: ids come back after a database is restored or
+    # recreated (tests), a prefix never names another key.
+    return f"api:key:{prefix}:state"
 
 
 def api_key_create(
@@ -107,7 +109,7 @@ def api_key_revoke(*, key: ApiKey) -> bool:
     key.revoked_at = key.revoked_at or now
     # After the commit, so a stream never reads "revoked" for a revocation rolled back;
     # a long timeout: the database says the same thing for ever after.
-    transaction.on_commit(lambda: cache.set(_state_key(key.pk), REVOKED, timeout=7 * 24 * 3600))
+    transaction.on_commit(lambda: cache.set(_state_key(key.prefix), REVOKED, timeout=7 * 24 * 3600))
     return bool(changed)
 
 
@@ -156,11 +158,12 @@ def api_key_authenticate(*, authorization: str) -> AuthenticatedKey:
     )
 
 
-def api_key_is_revoked(*, key_id: int) -> bool:
-    """Whether a key was revoked, through the cache (one database read a minute per key)."""
-    state = cache.get(_state_key(key_id))
+def api_key_is_revoked(*, prefix: str) -> bool:
+    """Whether the key with this prefix was revoked, through the cache (one database read a
+    minute per key)."""
+    state = cache.get(_state_key(prefix))
     if state is None:
-        revoked = ApiKey.objects.filter(pk=key_id, revoked_at__isnull=False).exists()
+        revoked = ApiKey.objects.filter(prefix=prefix, revoked_at__isnull=False).exists()
         state = REVOKED if revoked else ACTIVE
-        cache.set(_state_key(key_id), state, timeout=None if revoked else STATE_CACHE_S)
+        cache.set(_state_key(prefix), state, timeout=None if revoked else STATE_CACHE_S)
     return state == REVOKED
