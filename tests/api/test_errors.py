@@ -115,6 +115,7 @@ def test_an_upstream_error_is_502(http, stream):
                                                    "messages": [{"role": "user", "content": "FAIL now"}]})
     error = error_of(response, 502)
     assert (error["type"], error["code"]) == ("api_error", "upstream_error")
+    assert response.headers["x-request-id"].startswith("chatcmpl-")
 
 
 @pytest.mark.parametrize("stream", [False, True])

@@ -30,6 +30,7 @@ def test_a_completion_without_streaming(api_server, api_upstream, free):
     completion = raw.parse()
     assert completion.object == "chat.completion"
     assert completion.id.startswith("chatcmpl-")
+    assert raw.headers["x-request-id"] == completion.id
     assert completion.model == "llama-3.1-8b"
     assert [c.index for c in completion.choices] == [0]
     assert completion.choices[0].message.role == "assistant"

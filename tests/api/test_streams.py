@@ -37,10 +37,6 @@ def test_a_request_s_usage_is_recorded_under_its_request_id(api_server, api_upst
     assert rows == [(str(account["key_id"]), "test key", "llama-3.1-8b", prompt, len(REPLY))]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "config.logs.RequestIdMiddleware (29a5c3e) replaces every response's X-Request-ID with its own id (a "
-    "proxy's, which a client can set): the API's id, the usage record's, must win, e.g. "
-    "response.setdefault('X-Request-ID', rid) there. Remove this mark when it does."))
 def test_the_x_request_id_header_is_the_usage_record_s_id(api_server):
     account = make_account(api_server)
     raw = client_for(api_server, account["key"]).chat.completions.with_raw_response.create(
