@@ -13,7 +13,6 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 from channels_redis.core import RedisChannelLayer
 
-
 POOL_TIMEOUT_S = 20.0
 
 
