@@ -60,8 +60,20 @@ function bindCounter(input) {
 const fmtInt = new Intl.NumberFormat("en-US");
 const fmtUsd = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD" });
 
+// A colour variable as the canvas can draw it: the variables are light-dark(...) pairs,
+// which only the browser's style engine resolves, so a probe element's computed colour
+// (rgb(...)) is read instead of the variable's text.
 function cssVar(name, fallback) {
-  const value = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+  return cssColor(`var(${name}, ${fallback})`, fallback);
+}
+
+function cssColor(expression, fallback) {
+  const probe = document.createElement("span");
+  probe.style.color = expression;
+  probe.hidden = true;
+  document.body.append(probe);
+  const value = getComputedStyle(probe).color;
+  probe.remove();
   return value || fallback;
 }
 
@@ -79,6 +91,7 @@ function bindChart(el) {
     rows.map((r) => r.spend_micros / 1e6),
   ];
   const accent = cssVar("--accent", "#6b4eff");
+  const accentFill = cssColor("color-mix(in srgb, var(--accent) 13%, transparent)", "rgba(107, 78, 255, 0.13)");
   const text = cssVar("--muted", "#5f6368");
   const grid = cssVar("--border", "#dedbd5");
   const axis = { stroke: text, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } };
@@ -95,7 +108,7 @@ function bindChart(el) {
     scales: { x: { time: true }, count: { range: fromZero }, clicks: { range: fromZero }, usd: { range: fromZero } },
     series: [
       { label: "Day", value: (u, v) => (v == null ? "—" : new Date(v * 1000).toISOString().slice(0, 10)) },
-      { label: "Impressions", scale: "count", stroke: accent, width: 2, fill: `${accent}22`, value: (u, v) => (v == null ? "—" : fmtInt.format(v)) },
+      { label: "Impressions", scale: "count", stroke: accent, width: 2, fill: accentFill, value: (u, v) => (v == null ? "—" : fmtInt.format(v)) },
       { label: "Clicks", scale: "clicks", stroke: "#e07a1f", width: 2, value: (u, v) => (v == null ? "—" : fmtInt.format(v)) },
       { label: "Spend", scale: "usd", stroke: "#2e7d32", width: 2, dash: [6, 4], value: (u, v) => (v == null ? "—" : fmtUsd.format(v)) },
     ],
