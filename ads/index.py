@@ -37,23 +37,34 @@ _text_memo: dict[str, np.ndarray] = {}
 _memo_lock = threading.Lock()
 
 
+def servable_creatives(*, now):
+    """The creatives that may serve now: approved and switched on, in an active campaign
+    that has not ended, of an advertiser staff have not switched off. The index loads
+    these; a decision checks its winner against them once more (is_still_servable)."""
+    from ads.models import Campaign, Creative
+
+    return Creative.objects.filter(
+        review_status=Creative.ReviewStatus.APPROVED,
+        is_active=True,
+        campaign__status=Campaign.Status.ACTIVE,
+        campaign__advertiser__is_active=True,
+    ).filter(Q(campaign__ends_at__isnull=True) | Q(campaign__ends_at__gt=now))
+
+
+def is_still_servable(*, creative_id: int, now) -> bool:
+    """One indexed query at the moment of serving: the index in memory is rebuilt in the
+    background (seconds after a change, in every process), so a creative paused,
+    rejected or of an advertiser suspended since then must not serve meanwhile."""
+    return servable_creatives(now=now).filter(pk=creative_id).exists()
+
+
 def load_index(*, version: object = None) -> CampaignIndex:
     """Every servable (campaign, creative): campaign active, creative approved and
     active, advertiser active; embeddings from the cached columns."""
     from ads.models import Campaign, CampaignKeyword, Creative
 
     now = timezone.now()
-    rows = (
-        Creative.objects.filter(
-            review_status=Creative.ReviewStatus.APPROVED,
-            is_active=True,
-            campaign__status=Campaign.Status.ACTIVE,
-            campaign__advertiser__is_active=True,
-        )
-        .filter(Q(campaign__ends_at__isnull=True) | Q(campaign__ends_at__gt=now))
-        .select_related("campaign", "campaign__advertiser")
-        .order_by("id")
-    )
+    rows = servable_creatives(now=now).select_related("campaign", "campaign__advertiser").order_by("id")
     entries: list[Entry] = []
     hints: list[np.ndarray | None] = []
     creatives: list[np.ndarray | None] = []

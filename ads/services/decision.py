@@ -321,6 +321,12 @@ def ad_decide(*, request: AdRequest, now: datetime | None = None) -> dict | None
         if decision.reason or decision.selection is None or decision.selection.winner is None:
             ad_metrics.ad_decision_record(outcome="no_ad", reason=decision.reason or "no_winner")
             return None
+        if not ad_index.is_still_servable(creative_id=decision.selection.winner.entry.creative_id, now=now):
+            # Changed since the index was built (paused, rejected, advertiser suspended):
+            # no ad now, and this process rebuilds its index at its next decision.
+            ad_index.invalidate()
+            ad_metrics.ad_decision_record(outcome="no_ad", reason="stale_index")
+            return None
         ad = _impression_record(request=request, decision=decision, now=now)
         ad_metrics.ad_decision_record(outcome="served")
         return ad

@@ -197,3 +197,29 @@ def test_a_warm_up_slower_than_half_the_budget_gives_no_ad_and_goes_on_in_the_ba
     release.set()
     _wait_warm_up_done()
     assert ad_decide(request=make_request()) is not None
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("change", ["advertiser_suspended", "campaign_paused", "creative_rejected"])
+def test_a_change_since_the_index_was_built_stops_serving_at_once(gpu_creative, settings, change):
+    """The index in memory is rebuilt in the background seconds after a change (in every
+    process); the decision checks its winner against the database, so nothing changed
+    meanwhile serves. The change is written directly, as another process's would be:
+    this process's index still holds the creative."""
+    from ads.models import Advertiser, Campaign, Creative
+
+    settings.ADS_INDEX_SYNC = False
+    settings.ADS_DECISION_BUDGET_S = 30  # this test is about what serves, not how fast
+    ad_index.reset()
+    assert ad_decide(request=make_request(session_key="a" * 32)) is not None
+    campaign = gpu_creative.campaign
+    if change == "advertiser_suspended":
+        Advertiser.objects.filter(pk=campaign.advertiser_id).update(is_active=False)
+    elif change == "campaign_paused":
+        Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.PAUSED)
+    else:
+        Creative.objects.filter(pk=gpu_creative.pk).update(review_status=Creative.ReviewStatus.REJECTED)
+    served = Impression.objects.count()
+    assert gpu_creative.pk in {e.creative_id for e in ad_index.get_index().entries}  # still in the index here
+    assert ad_decide(request=make_request(session_key="b" * 32)) is None  # another viewer: no cap applies
+    assert Impression.objects.count() == served

@@ -226,11 +226,6 @@ print("IDS=" + json.dumps({"advertiser": pond.pk}))
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ads/index.py: after a change the running server keeps deciding from the stale campaign index"
-    " until its background rebuild finishes, so the next decisions still serve the suspended advertiser",
-)
 def test_a_suspended_advertiser_stops_serving_at_once(journey, journey_page, seeded):
     server = journey.server
     pond = server.seed(POND_SEED.replace("__STAFF__", repr(STAFF_EMAIL)))["advertiser"]
