@@ -101,6 +101,14 @@ def _check_redis() -> dict:
     return {"ok": True}
 
 
+def _check_ads() -> dict:
+    """This process's ad engine: loaded when the web process starts, in the background
+    (about 2–3 s); until then the first decisions would give no ad."""
+    from ads.services.decision import ads_engine_ready
+
+    return {"ok": True} if ads_engine_ready() else {"ok": False, "error": "loading"}
+
+
 def _inference_targets() -> list[tuple[str, dict[str, str]]]:
     """The distinct base URLs of the active model tiers (the settings when no tier exists),
     each with the headers of a tier that points at it (its API key, when it names one)."""
@@ -186,7 +194,9 @@ def _check_inference() -> dict:
 def readiness() -> dict[str, dict]:
     """Every check, each {"ok": bool, "ms": float, ...} (and "error": a kind when not ok)."""
     checks: dict[str, dict] = {}
-    probes: list[tuple[str, Callable[[], dict]]] = [("database", _check_database), ("inference", _check_inference)]
+    probes: list[tuple[str, Callable[[], dict]]] = [
+        ("database", _check_database), ("inference", _check_inference), ("ads", _check_ads),
+    ]
     if settings.REDIS_URL:
         probes.insert(1, ("redis", _check_redis))
     for name, probe in probes:

@@ -259,6 +259,13 @@ def ads_warm_up_in_background() -> None:
     _engine_ready()
 
 
+def ads_engine_ready() -> bool:
+    """Whether this process's ad engine (embedding model, gate, campaign index) is loaded;
+    starts loading it in the background if it is not (and returns at once). /readyz asks,
+    so a web process is called ready only once its first decision can be served."""
+    return _engine_ready()
+
+
 def _engine_loaded() -> bool:
     return embeddings.is_loaded() and sensitive.is_loaded() and ad_index.is_loaded()
 

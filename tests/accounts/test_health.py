@@ -58,6 +58,7 @@ class ModelsServer:
 @pytest.fixture(autouse=True)
 def _fresh_probe_cache(settings):
     settings.READYZ_TOKEN = ""
+    settings.ADS_INDEX_SYNC = True  # the ad engine loads in the caller: ready (its own test below)
     health.upstream_cache.clear()
     yield
     health.upstream_cache.clear()
@@ -71,7 +72,7 @@ def models_server():
 
 
 def expected_checks() -> set[str]:
-    return {"database", "inference"} | ({"redis"} if django_settings.REDIS_URL else set())
+    return {"database", "inference", "ads"} | ({"redis"} if django_settings.REDIS_URL else set())
 
 
 def details(response) -> dict:
@@ -260,3 +261,20 @@ def test_concurrent_callers_share_one_probe(settings, models_server):
         thread.join(10)
     assert models_server.hits == 1
     assert sorted(cached for _, cached in results) == [False, True, True, True, True]
+
+
+def test_readyz_waits_for_this_process_s_ad_engine(client, settings, models_server, monkeypatch):
+    """A web process whose ad engine is still loading is not ready: its first decisions
+    would give no ad. Once loaded, it is."""
+    from ads.services import decision
+
+    settings.READYZ_TOKEN = TOKEN
+    settings.VLLM_BASE_URL = models_server.url
+    monkeypatch.setattr(decision, "_engine_ready", lambda **_: False)
+    response = client.get("/readyz", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    assert response.status_code == 503
+    assert details(response)["ads"]["ok"] is False
+    monkeypatch.setattr(decision, "_engine_ready", lambda **_: True)
+    response = client.get("/readyz", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    assert response.status_code == 200
+    assert details(response)["ads"]["ok"] is True

@@ -28,7 +28,7 @@ def test_embedded_defaults_with_nothing_set(tmp_path):
 def test_postgres_and_redis_from_the_environment(tmp_path):
     result = _django_check({"LHAMA_VAR_DIR": str(tmp_path), "DATABASE_URL": "postgres://u@127.0.0.1:5432/x", "REDIS_URL": "redis://127.0.0.1:6379/3"})
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["True", "django.db.backends.postgresql", "channels_redis.core.RedisChannelLayer", "redis"]
+    assert result.stdout.split() == ["True", "django.db.backends.postgresql", "config.channel_layers.BoundedRedisChannelLayer", "redis"]
 
 
 def test_production_refuses_to_start_without_a_secret_key(tmp_path):
