@@ -56,6 +56,9 @@ class RunHandle:
     reader: asyncio.Task | None = None
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
     snapshotted_len: int = 0
+    # Set once the answer has ended (its `done` is out): from then on an ad decision past
+    # its budget is given up (see _decide_ad).
+    answer_ended: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         if self.spec.text_before and not self.parts:
@@ -158,27 +161,41 @@ async def _snapshot_loop(handle: RunHandle) -> None:
 _ads_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lhama-ads")
 
 
-async def _decide_ad(ad_request) -> dict | None:
+async def _decide_ad(ad_request, answer_ended: asyncio.Event) -> dict | None:
+    """The ad for this answer, or None. The decision has ADS_DECISION_BUDGET_S, and
+    beyond it as long as the answer is still being written: its card is shown after the
+    answer, so a decision that ends before the answer does is in time and slows nothing
+    (a CPU model's answer takes seconds; a GPU's fast answer gets the budget). One still
+    running when both are over is given up: no ad, never a later `end`."""
     from ads.services.decision import ad_decide
 
     started = time.monotonic()
+    # Its own pool thread (its DB connection cleaned up around the call), so a slow
+    # decision never holds up the first token; one still queued when it is given up is
+    # cancelled before it starts.
+    decision = asyncio.ensure_future(
+        database_sync_to_async(ad_decide, thread_sensitive=False, executor=_ads_executor)(request=ad_request)
+    )
+    ended = asyncio.ensure_future(answer_ended.wait())
     try:
-        return await asyncio.wait_for(
-            # Its own pool thread (its DB connection cleaned up around the call), so a slow
-            # decision never holds up the first token; one still queued when the budget
-            # runs out is cancelled before it starts.
-            database_sync_to_async(ad_decide, thread_sensitive=False, executor=_ads_executor)(request=ad_request),
-            settings.ADS_DECISION_BUDGET_S,
-        )
-    except TimeoutError:
-        logger.info("ad decision missed its %.2f s budget", settings.ADS_DECISION_BUDGET_S)
-        ad_metrics.ad_decision_record(outcome="timeout")
-        return None
+        await asyncio.wait({decision}, timeout=settings.ADS_DECISION_BUDGET_S)
+        if not decision.done():
+            await asyncio.wait({decision, ended}, return_when=asyncio.FIRST_COMPLETED)
+        if not decision.done():
+            decision.cancel()
+            logger.info("ad decision missed its %.2f s budget and the answer's end", settings.ADS_DECISION_BUDGET_S)
+            ad_metrics.ad_decision_record(outcome="timeout")
+            return None
+        return decision.result()
+    except asyncio.CancelledError:
+        decision.cancel()
+        raise
     except Exception:  # no ad is the safe failure
         logger.exception("ad decision failed")
         ad_metrics.ad_decision_record(outcome="failed")
         return None
     finally:
+        ended.cancel()
         ad_metrics.ad_decision_seconds.observe(time.monotonic() - started)
 
 
@@ -187,7 +204,9 @@ async def run_generate(*, handle: RunHandle) -> None:
     spec = handle.spec
     loop = asyncio.get_running_loop()
     started_at = loop.time()
-    ad_task = loop.create_task(_decide_ad(spec.ad_request)) if spec.ad_request is not None else None
+    ad_task = (
+        loop.create_task(_decide_ad(spec.ad_request, handle.answer_ended)) if spec.ad_request is not None else None
+    )
     snapshot_task = loop.create_task(_snapshot_loop(handle))
     status = "complete"
     error: InferenceError | PromptTooLong | None = None
@@ -347,6 +366,7 @@ async def _finish(handle: RunHandle, *, status, error, finish_reason, usage, con
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
         ))
+    handle.answer_ended.set()
     if ad_task is not None:
         ad = await ad_task if error is None else None
         if error is not None:

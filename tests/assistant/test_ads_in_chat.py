@@ -76,14 +76,56 @@ async def test_the_ad_comes_after_done_and_never_reaches_the_model(upstream, tie
     await socket.close()
 
 
-async def test_a_late_ad_decision_means_no_ad_not_a_slower_answer(upstream, tier, member, sessions, gpu_ad, settings):
-    settings.ADS_DECISION_BUDGET_S = 0.000001
+def _slow_decisions(monkeypatch, seconds: float) -> None:
+    """Every ad decision takes `seconds` longer (then decides as usual)."""
+    import time
+
+    from ads.services import decision
+
+    real_decide = decision.ad_decide
+
+    def slow_decide(**kwargs):
+        time.sleep(seconds)
+        return real_decide(**kwargs)
+
+    monkeypatch.setattr(decision, "ad_decide", slow_decide)
+
+
+async def test_a_late_ad_decision_means_no_ad_not_a_slower_answer(
+    upstream, tier, member, sessions, gpu_ad, settings, monkeypatch
+):
+    """Over its budget and still running when the answer ends: given up, no ad, and the
+    answer's `done` and `end` do not wait for it."""
+    import time
+
+    settings.ADS_DECISION_BUDGET_S = 0.05
+    _slow_decisions(monkeypatch, 3.0)
     socket = await open_socket(sessions["member"])
+    started = time.monotonic()
     await socket.send({"type": "message.send", "client_id": "c1", "conversation_id": None,
                        "content": GPU_QUESTION, "tier": "llama-3.1-8b"})
     frames = await socket.until("done")
+    assert time.monotonic() - started < 2.5  # not the decision's 3 s
     assert frames[-1]["status"] == "complete"
-    assert await socket.nothing(0.5)
+    assert await socket.nothing(3.5)  # the decision ends at 3 s: its ad is never sent
+    await socket.close()
+
+
+async def test_a_decision_past_its_budget_that_ends_before_the_answer_gets_its_card(
+    upstream, tier, member, sessions, gpu_ad, settings, monkeypatch
+):
+    """The card is shown after the answer, so a decision slower than its budget is still in
+    time while the answer is being written (a CPU model's answer takes seconds)."""
+    settings.ADS_DECISION_BUDGET_S = 0.05
+    _slow_decisions(monkeypatch, 0.4)
+    upstream.default = Script(tokens=["Rent ", "one ", "by ", "the ", "hour ", "here."], interval=0.25)
+    socket = await open_socket(sessions["member"])
+    await socket.send({"type": "message.send", "client_id": "c1", "conversation_id": None,
+                       "content": GPU_QUESTION, "tier": "llama-3.1-8b"})
+    frames = await socket.until("ad")
+    types = [f["type"] for f in frames]
+    assert types.index("done") < types.index("ad")
+    assert frames[-1]["ad"]["headline"] == "Zebra-striped H100s by the hour"
     await socket.close()
 
 
