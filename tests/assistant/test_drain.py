@@ -92,7 +92,10 @@ async def test_sigterm_mid_stream_every_answer_completes_once_and_its_sockets_fo
         assert frames[run_id][-1]["type"] == "delta"
 
     ready_url = f"http://127.0.0.1:{port_a}/readyz"
-    assert (await asyncio.to_thread(httpx.get, ready_url, timeout=5)).status_code == 200
+    deadline = time.monotonic() + 60  # ready once its ad engine has loaded (in the background at start)
+    while (await asyncio.to_thread(httpx.get, ready_url, timeout=5)).status_code != 200:
+        assert time.monotonic() < deadline, "A never said ready"
+        await asyncio.sleep(0.1)
     process_a.send_signal(signal.SIGTERM)
     # While it drains, A says it is not ready (a load balancer sends new work elsewhere).
     deadline = time.monotonic() + 5
